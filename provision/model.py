@@ -1,0 +1,196 @@
+"""The validated network, as frozen dataclasses.
+
+Everything downstream of ``spec`` (inventory, runner, lab, verify) reads these
+objects and never the raw YAML dict, so defaults and host-range expansion are
+applied in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Mode(str, Enum):
+    WORKGROUP = "workgroup"
+    DOMAIN = "domain"
+
+
+class Role(str, Enum):
+    PEER = "peer"
+    DOMAIN_CONTROLLER = "domain_controller"
+    FILE_SERVER = "file_server"
+    MAIL_SERVER = "mail_server"
+    DATABASE_SERVER = "database_server"
+    WORKSTATION = "workstation"
+
+
+WORKGROUP_ROLES = frozenset({Role.PEER})
+DOMAIN_ROLES = frozenset(Role) - WORKGROUP_ROLES
+SERVER_ROLES = frozenset({Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER})
+# The order a rollout walks the roles in unless the spec says otherwise.
+DEFAULT_ORDER = (
+    Role.DOMAIN_CONTROLLER,
+    Role.FILE_SERVER,
+    Role.MAIL_SERVER,
+    Role.DATABASE_SERVER,
+    Role.WORKSTATION,
+    Role.PEER,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """Where a secret lives; never the secret itself."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"env:{self.env}" if self.env else f"file:{self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    name: str
+    path: str
+    comment: str = ""
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    read_only: bool = False
+    read_list: tuple[str, ...] = ()
+    write_list: tuple[str, ...] = ()
+    guest_ok: bool = False
+    browseable: bool = True
+    owner: str = "root"
+    group: str = "root"
+    mode: str = "2770"
+
+
+@dataclass(frozen=True, slots=True)
+class Printer:
+    name: str
+    uri: str = "file:///dev/null"
+    description: str = ""
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    name: str
+    address: str  # dotted-quad IPv4, validated
+    role: Role
+    os: str = "debian12"
+    shares: tuple[Share, ...] = ()
+    printers: tuple[Printer, ...] = ()
+    homes: bool = False
+    client: str = "sssd"  # domain members: "sssd" or "winbind"
+    range_name: str | None = None  # the spec entry ``ws[001:250]`` this host came from
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    password: SecretRef
+    full_name: str = ""
+    groups: tuple[str, ...] = ()
+    shell: str = "/bin/bash"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    realm: str
+    netbios: str
+    admin_password: SecretRef
+    dcs: tuple[str, ...] = ()  # host names; the first is the one that provisions
+    dns_domain: str = ""  # the AD DNS zone, lower-case realm unless given
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    min_length: int = 12
+    complexity: bool = True
+    history: int = 24
+    max_age_days: int = 90
+    min_age_days: int = 1
+    lockout_threshold: int = 5
+    lockout_duration_minutes: int = 30
+    lockout_window_minutes: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class SmbPolicy:
+    min_protocol: str = "SMB2_10"
+    signing: str = "mandatory"
+    encryption: str = "if_required"
+    netbios: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallPolicy:
+    enabled: bool = True
+    allow_from: tuple[str, ...] = ()  # CIDRs; the network's subnets unless given
+
+
+@dataclass(frozen=True, slots=True)
+class Policies:
+    password: PasswordPolicy = field(default_factory=PasswordPolicy)
+    smb: SmbPolicy = field(default_factory=SmbPolicy)
+    firewall: FirewallPolicy = field(default_factory=FirewallPolicy)
+    unattended_upgrades: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    batch: int | str = 50  # hosts per batch, or a percentage like "20%"
+    max_fail_percent: int = 10
+    order: tuple[Role, ...] = DEFAULT_ORDER
+
+
+@dataclass(frozen=True, slots=True)
+class Ssh:
+    user: str = "root"
+    port: int = 22
+    identity_file: str | None = None
+    known_hosts_file: str | None = None
+    become: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """The whole spec after validation, defaults and range expansion."""
+
+    name: str
+    mode: Mode
+    subnets: tuple[str, ...]
+    hosts: tuple[Host, ...]
+    workgroup: str = ""
+    dns_forwarders: tuple[str, ...] = ()
+    ntp_servers: tuple[str, ...] = ()
+    domain: Domain | None = None
+    users: tuple[User, ...] = ()
+    groups: tuple[Group, ...] = ()
+    policies: Policies = field(default_factory=Policies)
+    rollout: Rollout = field(default_factory=Rollout)
+    ssh: Ssh = field(default_factory=Ssh)
+    source: str = ""  # the file it came from
+    base_dir: str = ""  # relative secret and key files are resolved against this
+
+    def hosts_by_role(self) -> dict[Role, list[Host]]:
+        out: dict[Role, list[Host]] = {}
+        for h in self.hosts:
+            out.setdefault(h.role, []).append(h)
+        return out
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)

@@ -1,0 +1,91 @@
+"""What an apply would configure, computed from the model without contacting any host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from provision.advise import advise
+from provision.errors import Problem
+from provision.model import Host, Mode, Network, Role
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step of the rollout: hosts configured together."""
+
+    role: Role
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    network: Network
+    batches: tuple[Batch, ...]
+    advice: tuple[Problem, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        n = self.network
+        return {
+            "network": n.name,
+            "mode": n.mode.value,
+            "subnets": list(n.subnets),
+            "hosts": len(n.hosts),
+            "roles": {role.value: summarize_names(hosts) for role, hosts in n.hosts_by_role().items()},
+            "domain": (
+                {"realm": n.domain.realm, "netbios": n.domain.netbios, "dns_domain": n.domain.dns_domain,
+                 "dcs": list(n.domain.dcs)}
+                if n.domain else None
+            ),
+            "workgroup": n.workgroup if n.mode is Mode.WORKGROUP else None,
+            "users": [{"name": u.name, "groups": list(u.groups)} for u in n.users],
+            "groups": [g.name for g in n.groups],
+            "shares": [
+                {"host": h.name, "share": s.name, "path": s.path, "read_only": s.read_only,
+                 "users": list(s.users), "groups": list(s.groups)}
+                for h in _share_hosts(n) for s in h.shares
+            ],
+            "printers": [{"host": h.name, "printer": p.name} for h in n.hosts for p in h.printers],
+            "rollout": {
+                "batch": n.rollout.batch,
+                "max_fail_percent": n.rollout.max_fail_percent,
+                "steps": [{"role": b.role.value, "hosts": summarize_names(list(b.hosts))} for b in self.batches],
+            },
+            "advice": [{"severity": a.severity, "path": a.path, "message": a.message} for a in self.advice],
+        }
+
+
+def _share_hosts(n: Network) -> list[Host]:
+    return [h for h in n.hosts if h.shares]
+
+
+def batch_size(batch: int | str, total: int) -> int:
+    """Hosts per batch: a number, or a percentage of ``total`` (at least 1)."""
+    if isinstance(batch, str):
+        return max(1, total * int(batch.rstrip("%")) // 100)
+    return batch
+
+
+def rollout_batches(network: Network) -> list[Batch]:
+    """DCs one at a time, then each role in spec order in batches."""
+    by_role = network.hosts_by_role()
+    out: list[Batch] = []
+    for role in network.rollout.order:
+        hosts = [h.name for h in by_role.get(role, [])]
+        if not hosts:
+            continue
+        size = 1 if role is Role.DOMAIN_CONTROLLER else batch_size(network.rollout.batch, len(hosts))
+        out.extend(Batch(role, tuple(hosts[i : i + size])) for i in range(0, len(hosts), size))
+    return out
+
+
+def make_plan(network: Network) -> Plan:
+    return Plan(network, tuple(rollout_batches(network)), tuple(advise(network)))
+
+
+def summarize_names(hosts: list[Host] | list[str], limit: int = 6) -> str:
+    """'dc1, dc2' or 'ws001 … ws250 (250 hosts)' so plans stay short for big fleets."""
+    names = [h if isinstance(h, str) else h.name for h in hosts]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{names[0]} … {names[-1]} ({len(names)} hosts)"
