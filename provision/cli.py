@@ -7,6 +7,7 @@ of ``provision.errors`` to messages and exit codes in one place.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -209,6 +210,163 @@ def init(mode: str, output: Path | None, force: bool) -> None:
         raise click.ClickException(f"{output} exists; use --force to overwrite")
     output.write_text(text)
     click.echo(f"wrote {output}; edit it, then run: provision validate {output}")
+
+
+@cli.command(name="inventory")
+@spec_argument
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write an inventory directory (hosts.yml, group_vars/, ansible.cfg) here.")
+@click.option("--limit", help="Comma-separated host names to include.")
+def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> None:
+    """Render the Ansible inventory (usable with plain ansible-playbook)."""
+    import yaml
+
+    from provision import inventory
+
+    network = _load(spec_path)
+    hosts = _targets(network, limit)
+    if out_dir is None:
+        click.echo(yaml.safe_dump(inventory.build_inventory(network, hosts), sort_keys=False), nl=False)
+        return
+    for path in inventory.write_inventory(network, out_dir, hosts):
+        click.echo(f"wrote {path}")
+    click.echo(f"run: ANSIBLE_CONFIG={out_dir}/ansible.cfg ansible-playbook -i {out_dir} playbooks/site.yml "
+               "-e @secrets.yml")
+
+
+def _targets(network: Network, limit: str | None, retry_failed: bool = False) -> list[Any]:
+    from provision import inventory, runner
+
+    names: list[str] = [n.strip() for n in (limit or "").split(",") if n.strip()]
+    if retry_failed:
+        failed = runner.last_failed(network)
+        if not failed:
+            raise ProvisionError("the last run had no failed or unreachable hosts; nothing to retry")
+        names = [n for n in failed if not names or n in names]
+    try:
+        return inventory.select_hosts(network, names)
+    except KeyError as exc:
+        raise click.UsageError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
+
+
+def _preflight(network: Network, hosts: list[Any], accept_new: bool) -> Any:
+    from provision import preflight, report
+
+    def progress(done: int, total: int, rep: Any) -> None:
+        if done == total or done % max(1, total // 20) == 0:
+            click.echo(f"  preflight {done}/{total} hosts checked", err=True)
+
+    result = preflight.preflight(network, hosts, accept_new_host_keys=accept_new, progress=progress)
+    rows = []
+    for r in result.reports:
+        by = {c.name: c for c in r.checks}
+        problems = "; ".join(f"{c.name}: {c.detail}" for c in r.checks if c.status != "pass")
+        cells = [by[n].status if n in by else "-" for n in
+                 ("reachable", "host key", "auth", "sudo", "python3", "os", "clock")]
+        rows.append((r.host, r.address, *cells, problems))
+    click.echo(report.table(("host", "address", "reach", "hostkey", "auth", "sudo", "python", "os", "clock",
+                             "problems"), rows))
+    click.echo(f"preflight: {len(result.reports) - len(result.failed_hosts())}/{len(result.reports)} hosts ready "
+               f"in {result.seconds:.1f} s")
+    return result
+
+
+@cli.command(name="preflight")
+@spec_argument
+@click.option("--limit", help="Comma-separated host names to check.")
+@click.option("--accept-new-host-keys", is_flag=True,
+              help="Trust and record keys of hosts not yet in known_hosts (changed keys still fail).")
+@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path))
+def preflight_cmd(spec_path: Path, limit: str | None, accept_new_host_keys: bool,
+                  report_json: Path | None, junit: Path | None) -> None:
+    """SSH checks of every host: reachable, host key, auth, sudo, python3, OS, clock, port 53."""
+    from provision import report
+    from provision.errors import PreflightError
+
+    network = _load(spec_path)
+    result = _preflight(network, _targets(network, limit), accept_new_host_keys)
+    checks = result.checks()
+    if report_json:
+        report.write_json(report_json, {"ok": result.ok, "checks": [c.__dict__ for c in checks]})
+    if junit:
+        report.write_junit(junit, report.checks_junit(checks, "provision preflight"))
+    if not result.ok:
+        raise PreflightError(f"preflight failed on: {', '.join(result.failed_hosts())}")
+
+
+class _LiveProgress:
+    """One status line per play, redrawn in place on a terminal."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.play = ""
+
+    def __call__(self, p: Any) -> None:
+        if p.play != self.play:
+            if self.tty and self.play:
+                click.echo("", err=True)
+            self.play = p.play
+            if not self.tty:
+                click.echo(f"PLAY {p.play} ({p.hosts_total} hosts)", err=True)
+        if self.tty:
+            bar_len = 20
+            done = min(bar_len, bar_len * (p.ok + p.failed + p.unreachable) // max(1, p.hosts_total))
+            line = (f"\r{p.play[:28]:<28} [{'#' * done}{'.' * (bar_len - done)}] ok {p.ok} "
+                    f"failed {p.failed} unreachable {p.unreachable}  {p.task[:40]:<40}")
+            click.echo(line, nl=False, err=True)
+
+    def close(self) -> None:
+        if self.tty and self.play:
+            click.echo("", err=True)
+
+
+@cli.command()
+@spec_argument
+@click.option("--check", is_flag=True, help="Dry run: report what would change, change nothing.")
+@click.option("--diff", is_flag=True, help="Show file differences of changed tasks.")
+@click.option("--limit", help="Comma-separated host names; the inventory is built for these only.")
+@click.option("--retry-failed", is_flag=True, help="Only the hosts that failed or were unreachable last run.")
+@click.option("--tags", help="Comma-separated Ansible tags to run.")
+@click.option("--playbook", default="site.yml", show_default=True, help="Playbook of playbooks/ to run.")
+@click.option("--skip-preflight", is_flag=True, help="Do not run the SSH preflight first.")
+@click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys in preflight.")
+@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report.")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")
+@click.option("--keep-artifacts", type=click.Path(file_okay=False, path_type=Path),
+              help="Copy ansible-runner's artifacts (events, stdout; no secrets) here.")
+def apply(spec_path: Path, check: bool, diff: bool, limit: str | None, retry_failed: bool, tags: str | None,
+          playbook: str, skip_preflight: bool, accept_new_host_keys: bool, report_json: Path | None,
+          junit: Path | None, keep_artifacts: Path | None) -> None:
+    """Configure the hosts: preflight, then the playbooks through ansible-runner."""
+    from provision import report, runner
+    from provision.errors import PreflightError
+
+    network = _load(spec_path)
+    hosts = _targets(network, limit, retry_failed)
+    if not skip_preflight:
+        pre = _preflight(network, hosts, accept_new_host_keys)
+        if not pre.ok:
+            raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")
+    live = _LiveProgress()
+    options = runner.RunOptions(
+        playbook=playbook, check=check, diff=diff, limit=[h.name for h in hosts] if (limit or retry_failed) else (),
+        tags=[t for t in (tags or "").split(",") if t], keep_artifacts=keep_artifacts,
+    )
+    try:
+        result = runner.run(network, options, progress=live)
+    finally:
+        live.close()
+    click.echo(report.run_summary(result))
+    if diff:
+        for o in result.changes():
+            if o.diff:
+                click.echo(f"--- {o.host}: {o.task}\n{o.diff}")
+    if report_json:
+        report.write_json(report_json, result.to_dict())
+    if junit:
+        report.write_junit(junit, report.run_junit(result))
+    result.raise_for_status()
 
 
 def _register_optional() -> None:

@@ -7,6 +7,7 @@ even after the tool itself was killed, and so leaks are easy to see.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -18,7 +19,7 @@ CGROUP_FS = Path("/sys/fs/cgroup")
 def _mounts() -> dict[str, str]:
     """Mount point -> filesystem type, from /proc/self/mountinfo."""
     out: dict[str, str] = {}
-    with open("/proc/self/mountinfo") as fh:
+    with Path("/proc/self/mountinfo").open() as fh:
         for line in fh:
             left, _, right = line.partition(" - ")
             fields = left.split()
@@ -69,8 +70,7 @@ def create(rel: str) -> None:
 def enter(rel: str) -> None:
     """Move the calling process into ``rel``; used in a child before exec."""
     for path in paths(rel):
-        with open(path / "cgroup.procs", "w") as fh:
-            fh.write("0")
+        (path / "cgroup.procs").write_text("0")
 
 
 def pids(rel: str) -> set[int]:
@@ -80,11 +80,8 @@ def pids(rel: str) -> set[int]:
         if not top.is_dir():
             continue
         for dirpath, _dirs, _files in os.walk(top):
-            try:
-                with open(os.path.join(dirpath, "cgroup.procs")) as fh:
-                    found.update(int(x) for x in fh.read().split())
-            except OSError:
-                continue
+            with contextlib.suppress(OSError):
+                found.update(int(x) for x in (Path(dirpath) / "cgroup.procs").read_text().split())
     return found
 
 
@@ -104,16 +101,12 @@ def kill(rel: str, timeout: float = 10.0) -> bool:
         for path in paths(rel):
             kill_file = path / "cgroup.kill"
             if kill_file.exists():
-                try:
+                with contextlib.suppress(OSError):
                     kill_file.write_text("1")
-                except OSError:
-                    pass
         left = pids(rel)
         for pid in left:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if not left:
             return True
         if time.monotonic() > deadline:
@@ -131,7 +124,7 @@ def remove(rel: str, timeout: float = 5.0) -> bool:
                 continue
             for dirpath, _dirs, _files in os.walk(top, topdown=False):
                 try:
-                    os.rmdir(dirpath)
+                    Path(dirpath).rmdir()
                 except FileNotFoundError:
                     pass
                 except OSError:

@@ -8,6 +8,7 @@ running sshd alone.  Either way every process of host NAME lives in cgroup
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
@@ -205,7 +206,7 @@ def alive(host: LabHost) -> bool:
 def _is_runner(pid: int) -> bool:
     argv = cmdline(pid)
     return bool(argv) and (
-        os.path.basename(argv[0]) == "systemd-nspawn" or (len(argv) > 2 and argv[2] == str(SUPERVISOR))
+        Path(argv[0]).name == "systemd-nspawn" or (len(argv) > 2 and argv[2] == str(SUPERVISOR))
     )
 
 
@@ -223,11 +224,9 @@ def stop(hosts: Iterable[LabHost], timeout: float = 30.0) -> list[str]:
         signalled = False
         for pid in cgroups.pids(host.cgroup):
             if _is_runner(pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
                     signalled = True
-                except ProcessLookupError:
-                    pass
         if signalled:  # a bare sshd (fallback) has nothing to power off: kill it below
             pending.append(host)
     deadline = time.monotonic() + timeout
@@ -247,10 +246,8 @@ def stop(hosts: Iterable[LabHost], timeout: float = 30.0) -> list[str]:
         net.forget_neighbour(host.address)
         leftover = NSPAWN_PROPAGATE / host.name
         if leftover.is_dir():
-            try:
+            with contextlib.suppress(OSError):
                 leftover.rmdir()
-            except OSError:
-                pass
     return killed
 
 

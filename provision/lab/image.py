@@ -79,11 +79,11 @@ def stamp_ok(name: str, want: str, path: Path) -> bool:
     return isinstance(data, dict) and data.get("id") == want and path.exists()
 
 
-def _write_stamp(name: str, ident: str, seconds: float) -> None:
+def write_stamp(name: str, ident: str, seconds: float) -> None:
     _stamp(name).write_text(json.dumps({"id": ident, "seconds": round(seconds, 1), "built": time.time()}) + "\n")
 
 
-def _drop_stamp(name: str) -> None:
+def drop_stamp(name: str) -> None:
     _stamp(name).unlink(missing_ok=True)
 
 
@@ -117,7 +117,7 @@ def clean_build_dir() -> None:
     BUILD_DIR.mkdir(parents=True)
 
 
-def _move_debs(src: Path) -> int:
+def move_debs(src: Path) -> int:
     POOL.mkdir(parents=True, exist_ok=True)
     moved = 0
     if src.is_dir():
@@ -146,7 +146,7 @@ def build_base(progress: Progress) -> float:
     """debootstrap minbase + BASE_PACKAGES; returns seconds taken."""
     start = time.monotonic()
     clean_build_dir()
-    _drop_stamp("base")
+    drop_stamp("base")
     log = LOG_DIR / "base.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
@@ -157,7 +157,7 @@ def build_base(progress: Progress) -> float:
     if mirror.signed_by and Path(mirror.signed_by).is_file():
         argv.append(f"--keyring={mirror.signed_by}")
     run([*argv, SUITE, str(tmp), mirror.uri], log=log, timeout=1800)
-    _move_debs(tmp / "var/cache/apt/archives")
+    move_debs(tmp / "var/cache/apt/archives")
     _common_config(tmp)
     write_file(tmp / "etc/ssh/sshd_config.d/provision-lab.conf", SSHD_CONF)
     write_file(tmp / "etc/apt/sources.list", "# provision lab: see sources.list.d\n")
@@ -168,7 +168,7 @@ def build_base(progress: Progress) -> float:
     remove_tree(BASE_DIR)
     tmp.rename(BASE_DIR)
     seconds = time.monotonic() - start
-    _write_stamp("base", base_id(), seconds)
+    write_stamp("base", base_id(), seconds)
     progress(f"base image: built in {seconds:.1f}s")
     return seconds
 
@@ -177,7 +177,7 @@ def build_golden(progress: Progress) -> float:
     """Copy base, install LAB_PACKAGES from the local repo with daemons kept down."""
     start = time.monotonic()
     clean_build_dir()
-    _drop_stamp("golden")
+    drop_stamp("golden")
     log = LOG_DIR / "golden.log"
     log.write_text("")
     tmp = BUILD_DIR / "golden"
@@ -203,13 +203,14 @@ def build_golden(progress: Progress) -> float:
     (tmp / "usr/sbin/policy-rc.d").unlink()
     remove_tree(tmp / REPO_IN_IMAGE)
     _common_config(tmp)
-    write_file(tmp / "etc/apt/sources.list", f"# provision lab: the lab's own repository\ndeb [trusted=yes] {REPO_URL} ./\n")
+    sources = f"# provision lab: the lab's own repository\ndeb [trusted=yes] {REPO_URL} ./\n"
+    write_file(tmp / "etc/apt/sources.list", sources)
     for leftover in (tmp / "etc/apt/sources.list.d").glob("*"):
         leftover.unlink()
     remove_tree(GOLDEN_DIR)
     tmp.rename(GOLDEN_DIR)
     seconds = time.monotonic() - start
-    _write_stamp("golden", golden_id(), seconds)
+    write_stamp("golden", golden_id(), seconds)
     progress(f"golden image: built in {seconds:.1f}s")
     return seconds
 

@@ -18,7 +18,7 @@ def _unescape(field: str) -> str:
 def mount_points() -> list[str]:
     """Every mount point in this mount namespace, in mount order."""
     out = []
-    with open("/proc/self/mountinfo") as fh:
+    with Path("/proc/self/mountinfo").open() as fh:
         for line in fh:
             out.append(_unescape(line.split()[4]))
     return out

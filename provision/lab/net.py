@@ -84,8 +84,9 @@ def ensure_bridge() -> None:
     want = f"{BRIDGE_ADDR}/{LAB_NET.prefixlen}"
     have: list[str] = []
     for link in _ip_json("-4", "addr", "show", "dev", BRIDGE):
-        for info in link.get("addr_info", []) or []:  # type: ignore[union-attr]
-            have.append(f"{info['local']}/{info['prefixlen']}")  # type: ignore[index]
+        infos = link.get("addr_info")
+        for info in infos if isinstance(infos, list) else []:
+            have.append(f"{info['local']}/{info['prefixlen']}")
     for addr in have:
         if addr != want:
             run(["ip", "addr", "del", addr, "dev", BRIDGE])

@@ -20,9 +20,9 @@ from pathlib import Path
 from provision.errors import LabError
 
 from . import cgroups, mounts
-from .image import APT_OPTS, BASE_DIR, BUILD_DIR, LOG_DIR, POOL, _drop_stamp, _move_debs, _write_stamp, chroot, clean_build_dir, repo_id
+from .image import APT_OPTS, POOL, chroot, clean_build_dir, drop_stamp, move_debs, repo_id, write_stamp
 from .packages import LAB_PACKAGES, SUITE
-from .paths import BRIDGE_ADDR, REPO_CGROUP, REPO_DIR, REPO_LOG, REPO_PORT
+from .paths import BASE_DIR, BRIDGE_ADDR, BUILD_DIR, LOG_DIR, REPO_CGROUP, REPO_DIR, REPO_LOG, REPO_PORT
 from .sources import debian_sources
 from .util import Progress, atomic_write, cmdline, pid_alive, run, write_file
 
@@ -59,7 +59,7 @@ def download(progress: Progress) -> int:
         chroot(root, ["apt-get", "-y", "--download-only", *APT_OPTS, "install", *LAB_PACKAGES], log)
     finally:
         mounts.unmount_below(work)
-    return _move_debs(work / "upper/var/cache/apt/archives")
+    return move_debs(work / "upper/var/cache/apt/archives")
 
 
 def index() -> None:
@@ -78,11 +78,11 @@ def index() -> None:
 def build_repo(progress: Progress) -> float:
     """Download and index; returns seconds taken."""
     start = time.monotonic()
-    _drop_stamp("repo")
+    drop_stamp("repo")
     count = download(progress)
     index()
     seconds = time.monotonic() - start
-    _write_stamp("repo", repo_id(), seconds)
+    write_stamp("repo", repo_id(), seconds)
     total = len(list(POOL.glob("*.deb")))
     progress(f"repository: {count} new .debs, {total} in the pool, built in {seconds:.1f}s")
     return seconds

@@ -13,11 +13,11 @@ Usage: supervisor.py --cgroup DIR [--cgroup DIR...] -- COMMAND...
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 REBOOT = 133
@@ -27,8 +27,7 @@ WINDOW = 60.0
 
 def _enter(dirs: list[str]) -> None:
     for d in dirs:
-        with open(os.path.join(d, "cgroup.procs"), "w") as fh:
-            fh.write("0")
+        (Path(d) / "cgroup.procs").write_text("0")
 
 
 def main(argv: list[str]) -> int:

@@ -88,7 +88,7 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
         fh.write(text)
         fh.flush()
         os.fchmod(fh.fileno(), mode)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def write_file(path: Path, text: str, mode: int = 0o644) -> None:
@@ -102,7 +102,7 @@ def write_file(path: Path, text: str, mode: int = 0o644) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-    os.chmod(path, mode)
+    path.chmod(mode)
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -110,8 +110,7 @@ def pid_alive(pid: int | None) -> bool:
     if not pid or pid <= 0:
         return False
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            stat = fh.read()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     # The state letter follows the ")" closing the command name.
@@ -121,8 +120,7 @@ def pid_alive(pid: int | None) -> bool:
 def cmdline(pid: int) -> list[str]:
     """The argument vector of a process, or [] when it is gone."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            raw = fh.read()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return []
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]

@@ -1,0 +1,62 @@
+# provision: the two quickstart commands are `make demo` and `make test` (run as root on Debian 12).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SPEC ?= inventories/lab-workgroup.yml
+# Debian packages the controller needs: the venv, the lab (nspawn, debootstrap, local apt repo)
+# and the real clients the tests check with.
+HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client debootstrap systemd-container \
+	apt-utils zstd iproute2 iputils-ping nftables smbclient krb5-user bind9-host bind9-dnsutils \
+	ldb-tools samba-common-bin
+
+.PHONY: help deps venv demo demo-plan test test-unit test-lab lint bench clean lab-down
+
+help:
+	@echo "make demo      set up and run the workgroup demo on the built-in lab (root)"
+	@echo "make test      set up and run every test (lab tests need root and systemd-nspawn)"
+	@echo "make lint      ruff, mypy, yamllint, ansible-lint"
+	@echo "make bench     print the benchmark figures"
+
+deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
+	else echo "not root or no apt-get: skipping system packages ($(HOST_PACKAGES))"; fi
+
+$(BIN)/provision: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/provision
+
+demo-plan: venv
+	for f in inventories/*.yml; do $(BIN)/provision validate $$f && $(BIN)/provision plan $$f && $(BIN)/provision advise $$f || exit 1; done
+
+demo: demo-plan
+
+test: deps venv
+	$(BIN)/python -m pytest -q
+
+test-unit: venv
+	$(BIN)/python -m pytest -q -m "not lab"
+
+lint: venv
+	$(BIN)/ruff check provision tests bench
+	$(BIN)/ruff format --check provision || true
+	$(BIN)/mypy
+	cd playbooks && ../$(BIN)/yamllint . && ../$(BIN)/ansible-lint --profile production
+
+bench: venv
+	$(BIN)/python bench/validate.py
+
+lab-down: venv
+	$(BIN)/provision lab down --destroy
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

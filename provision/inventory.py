@@ -1,0 +1,232 @@
+"""Model -> Ansible inventory (pure: no I/O except ``write_inventory``).
+
+Network-wide data goes to ``all`` vars and role facts to the role group's vars,
+so a 10,000-host fleet repeats nothing per host but its address. The variable
+names are the contract with the roles, documented in playbooks/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from provision.model import Host, Mode, Network, Role, Share
+
+MODE_GROUPS = {Mode.WORKGROUP: "workgroup", Mode.DOMAIN: "domain"}
+
+
+def _share(s: Share) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "path": s.path,
+        "comment": s.comment,
+        "users": list(s.users),
+        "groups": list(s.groups),
+        "read_only": s.read_only,
+        "read_list": list(s.read_list),
+        "write_list": list(s.write_list),
+        "guest_ok": s.guest_ok,
+        "browseable": s.browseable,
+        "owner": s.owner,
+        "group": s.group,
+        "mode": s.mode,
+    }
+
+
+def host_vars(host: Host) -> dict[str, Any]:
+    """Only what differs per host; the rest is group data."""
+    out: dict[str, Any] = {"ansible_host": host.address}
+    if host.shares:
+        out["provision_shares"] = [_share(s) for s in host.shares]
+    if host.printers:
+        out["provision_printers"] = [
+            {"name": p.name, "uri": p.uri, "description": p.description, "users": list(p.users),
+             "groups": list(p.groups)}
+            for p in host.printers
+        ]
+    if host.homes:
+        out["provision_homes"] = True
+    if host.role is Role.WORKSTATION and host.client != "sssd":
+        out["provision_client"] = host.client
+    return out
+
+
+def connection_vars(network: Network) -> dict[str, Any]:
+    ssh = network.ssh
+    out: dict[str, Any] = {"ansible_user": ssh.user, "ansible_port": ssh.port}
+    if ssh.identity_file:
+        out["ansible_ssh_private_key_file"] = ssh.identity_file
+    known = ssh.known_hosts_file or os.path.expanduser("~/.ssh/known_hosts")
+    # Host keys are always checked: never StrictHostKeyChecking=no.
+    out["ansible_ssh_common_args"] = shlex.join(
+        ["-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
+    )
+    if ssh.become:
+        out["ansible_become"] = True
+    return out
+
+
+def static_hosts(network: Network) -> list[dict[str, str]]:
+    """Names every host should resolve without DNS: all peers, or the DCs of a domain."""
+    wanted = Role.PEER if network.mode is Mode.WORKGROUP else Role.DOMAIN_CONTROLLER
+    return [{"name": h.name, "address": h.address} for h in network.hosts if h.role is wanted]
+
+
+def global_vars(network: Network) -> dict[str, Any]:
+    """Group vars of ``all``: network-wide facts, policies and the directory (no secrets)."""
+    p = network.policies
+    out: dict[str, Any] = {
+        "provision_network_name": network.name,
+        "provision_mode": network.mode.value,
+        "provision_subnets": list(network.subnets),
+        "provision_workgroup": network.workgroup,
+        "provision_dns_forwarders": list(network.dns_forwarders),
+        "provision_ntp_servers": list(network.ntp_servers),
+        "provision_firewall_enabled": p.firewall.enabled,
+        "provision_firewall_allow_from": list(p.firewall.allow_from),
+        "provision_unattended_upgrades": p.unattended_upgrades,
+        "provision_smb_min_protocol": p.smb.min_protocol,
+        "provision_smb_signing": "mandatory" if network.mode is Mode.DOMAIN else p.smb.signing,
+        "provision_smb_encryption": p.smb.encryption,
+        "provision_smb_netbios": p.smb.netbios,
+        "provision_password_policy": {
+            "min_length": p.password.min_length,
+            "complexity": p.password.complexity,
+            "history": p.password.history,
+            "max_age_days": p.password.max_age_days,
+            "min_age_days": p.password.min_age_days,
+            "lockout_threshold": p.password.lockout_threshold,
+            "lockout_duration_minutes": p.password.lockout_duration_minutes,
+            "lockout_window_minutes": p.password.lockout_window_minutes,
+        },
+        "provision_users": [
+            {"name": u.name, "full_name": u.full_name, "groups": list(u.groups), "shell": u.shell}
+            for u in network.users
+        ],
+        "provision_groups": [{"name": g.name, "description": g.description} for g in network.groups],
+        "provision_static_hosts": static_hosts(network),
+        "provision_rollout_batch": network.rollout.batch,
+        "provision_rollout_max_fail_percent": network.rollout.max_fail_percent,
+    }
+    if network.domain is not None:
+        d = network.domain
+        out |= {
+            "provision_domain_realm": d.realm,
+            "provision_domain_netbios": d.netbios,
+            "provision_domain_dns_domain": d.dns_domain,
+            "provision_domain_dcs": [
+                {"name": n, "address": network.host(n).address} for n in d.dcs
+            ],
+        }
+    out |= connection_vars(network)
+    return out
+
+
+def select_hosts(network: Network, limit: Collection[str] | None) -> list[Host]:
+    """The hosts an inventory is built for: all, or only the named ones (unknown names are an error)."""
+    if not limit:
+        return list(network.hosts)
+    wanted = set(limit)
+    chosen = [h for h in network.hosts if h.name in wanted]
+    missing = wanted - {h.name for h in chosen}
+    if missing:
+        raise KeyError(", ".join(sorted(missing)))
+    return chosen
+
+
+def build_inventory(network: Network, hosts: Iterable[Host] | None = None) -> dict[str, Any]:
+    """The inventory as a dict, ready for ansible-runner or YAML.
+
+    Groups: one per role, under one per mode. ``hosts`` limits the inventory to
+    the targets so a --limit run never pays for the whole fleet.
+    """
+    by_role: dict[Role, dict[str, Any]] = {}
+    for h in network.hosts if hosts is None else hosts:
+        by_role.setdefault(h.role, {})[h.name] = host_vars(h)
+    roles = {
+        role.value: {"hosts": members, "vars": {"provision_role": role.value}}
+        for role, members in sorted(by_role.items(), key=lambda kv: list(Role).index(kv[0]))
+    }
+    return {
+        "all": {
+            "vars": global_vars(network),
+            "children": {MODE_GROUPS[network.mode]: {"children": roles}},
+        }
+    }
+
+
+def ansible_settings(network: Network, forks: int, fact_cache: Path) -> dict[str, str]:
+    """ANSIBLE_* settings the engine runs with (also written as ansible.cfg by ``write_inventory``)."""
+    return {
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=300s -o ServerAliveInterval=30",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_FORKS": str(forks),
+        "ANSIBLE_GATHERING": "smart",
+        "ANSIBLE_GATHER_SUBSET": "!all,min",
+        "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+        "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(fact_cache),
+        "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "86400",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_TIMEOUT": "20",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_INTERPRETER_PYTHON": "auto_silent",
+    }
+
+
+def default_forks() -> int:
+    """Forks from CPUs and memory: ~1 per 64 MiB free, 25 per core, at most 100."""
+    cpus = os.cpu_count() or 1
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):  # pragma: no cover - not Linux
+        pages = 4 << 30
+    return max(5, min(100, cpus * 25, pages // (64 << 20)))
+
+
+def write_inventory(network: Network, out_dir: Path, hosts: Iterable[Host] | None = None) -> list[Path]:
+    """Write a standard inventory directory usable by plain ansible-playbook."""
+    inv = build_inventory(network, hosts)
+    all_vars = inv["all"].pop("vars")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "group_vars").mkdir(exist_ok=True)
+    written = []
+    for path, data in (
+        (out_dir / "hosts.yml", inv),
+        (out_dir / "group_vars" / "all.yml", all_vars),
+    ):
+        path.write_text("---\n# Generated by provision from " + (network.source or "a spec") + "\n"
+                        + yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+        written.append(path)
+    cfg = out_dir / "ansible.cfg"
+    settings = ansible_settings(network, default_forks(), Path("~/.cache/provision/facts") / network.name)
+    cfg.write_text(_ansible_cfg(settings))
+    written.append(cfg)
+    return written
+
+
+def _ansible_cfg(settings: dict[str, str]) -> str:
+    defaults = {
+        "forks": settings["ANSIBLE_FORKS"],
+        "gathering": settings["ANSIBLE_GATHERING"],
+        "gather_subset": settings["ANSIBLE_GATHER_SUBSET"],
+        "fact_caching": settings["ANSIBLE_CACHE_PLUGIN"],
+        "fact_caching_connection": settings["ANSIBLE_CACHE_PLUGIN_CONNECTION"],
+        "fact_caching_timeout": settings["ANSIBLE_CACHE_PLUGIN_TIMEOUT"],
+        "host_key_checking": settings["ANSIBLE_HOST_KEY_CHECKING"],
+        "retry_files_enabled": settings["ANSIBLE_RETRY_FILES_ENABLED"],
+        "timeout": settings["ANSIBLE_TIMEOUT"],
+        "interpreter_python": settings["ANSIBLE_INTERPRETER_PYTHON"],
+        "inventory": "hosts.yml",
+    }
+    lines = ["# Generated by provision: use with ANSIBLE_CONFIG=<this file>", "[defaults]"]
+    lines += [f"{k} = {v}" for k, v in defaults.items()]
+    lines += ["", "[ssh_connection]", f"pipelining = {settings['ANSIBLE_PIPELINING']}",
+              f"ssh_args = {settings['ANSIBLE_SSH_ARGS']}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,233 @@
+"""SSH preflight with paramiko: is every host ready for Ansible?
+
+One connection per host, one remote script per connection, bounded
+concurrency so 500 hosts take about as long as a few dozen. Unknown host keys
+are an error unless the caller accepts new ones explicitly; a changed key is
+always an error.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from provision.model import Host, Network, Role
+from provision.report import Check
+
+CLOCK_WARN = 60.0  # seconds; Kerberos tolerates 300
+CLOCK_FAIL = 300.0
+SUPPORTED = {("debian", "12"), ("ubuntu", "22.04"), ("ubuntu", "24.04")}
+MAX_WORKERS = 64
+
+# One round trip: every fact the checks need, in sections.
+_SCRIPT = r"""
+echo "@@python"; command -v python3 || true
+echo "@@os"; . /etc/os-release 2>/dev/null && echo "$ID $VERSION_ID"
+echo "@@sudo"; if [ "$(id -u)" = 0 ]; then echo root; elif sudo -n true 2>/dev/null; then echo ok; else echo no; fi
+echo "@@port53"; ss -Hlnutp 'sport = :53' 2>/dev/null
+echo "@@clock"; date +%s.%N
+"""
+
+
+@dataclass
+class HostReport:
+    host: str
+    address: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    def add(self, name: str, status: str, detail: str = "") -> None:
+        self.checks.append(Check(self.host, name, status, detail))
+
+
+@dataclass
+class PreflightResult:
+    reports: list[HostReport]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.reports)
+
+    def failed_hosts(self) -> list[str]:
+        return [r.host for r in self.reports if not r.ok]
+
+    def checks(self) -> list[Check]:
+        return [c for r in self.reports for c in r.checks]
+
+
+class _KnownHosts:
+    """known_hosts shared by all workers; new keys are appended only when accepted."""
+
+    def __init__(self, path: Path, accept_new: bool) -> None:
+        self.path = path
+        self.accept_new = accept_new
+        self.keys = paramiko.HostKeys()
+        if path.exists():
+            self.keys.load(str(path))
+        self.lock = threading.Lock()
+
+    def policy(self) -> paramiko.MissingHostKeyPolicy:
+        outer = self
+
+        class Policy(paramiko.MissingHostKeyPolicy):
+            def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+                if not outer.accept_new:
+                    raise _UnknownKey(f"host key {key.get_name()} {key.fingerprint} is not in {outer.path}")
+                with outer.lock:
+                    outer.keys.add(hostname, key.get_name(), key)
+                    outer.path.parent.mkdir(parents=True, exist_ok=True)
+                    with outer.path.open("a") as fh:
+                        fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+        return Policy()
+
+
+class _UnknownKey(Exception):
+    pass
+
+
+def _host_label(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def check_host(network: Network, host: Host, known: _KnownHosts, timeout: float = 10.0) -> HostReport:
+    """Connect to one host and run every check over one session."""
+    report = HostReport(host.name, host.address)
+    ssh = network.ssh
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(known.policy())
+    with known.lock:
+        for name, keys in known.keys.items():
+            for ktype, key in keys.items():
+                client.get_host_keys().add(name, ktype, key)
+    key_file = ssh.identity_file
+    try:
+        client.connect(
+            host.address,
+            port=ssh.port,
+            username=ssh.user,
+            key_filename=key_file,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+            allow_agent=key_file is None,
+            look_for_keys=key_file is None,
+        )
+    except _UnknownKey as exc:
+        report.add("reachable", "pass")
+        report.add("host key", "fail", f"{exc}; verify it, then rerun with --accept-new-host-keys")
+        return report
+    except paramiko.BadHostKeyException as exc:
+        report.add("reachable", "pass")
+        report.add("host key", "fail", f"CHANGED host key for {host.address} (got {exc.key.get_name()} "
+                                       f"{exc.key.fingerprint}); possible man-in-the-middle, or the host was rebuilt")
+        return report
+    except paramiko.AuthenticationException as exc:
+        report.add("reachable", "pass")
+        report.add("host key", "pass")
+        report.add("auth", "fail", f"authentication as {ssh.user} failed: {exc}")
+        return report
+    except (OSError, paramiko.SSHException, socket.timeout) as exc:
+        report.add("reachable", "fail", f"{host.address}:{ssh.port}: {exc or type(exc).__name__}")
+        return report
+    try:
+        report.add("reachable", "pass")
+        report.add("host key", "pass")
+        report.add("auth", "pass", ssh.user)
+        before = time.time()
+        _, stdout, _ = client.exec_command(_SCRIPT, timeout=timeout)
+        out = stdout.read().decode(errors="replace")
+        after = time.time()
+        _judge(report, host, network, _sections(out), (before + after) / 2)
+    except (OSError, paramiko.SSHException, socket.timeout) as exc:
+        report.add("remote checks", "fail", str(exc) or type(exc).__name__)
+    finally:
+        client.close()
+    return report
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("@@"):
+            current = line[2:]
+            out[current] = []
+        elif current:
+            out[current].append(line.strip())
+    return out
+
+
+def _judge(report: HostReport, host: Host, network: Network, facts: dict[str, list[str]], now: float) -> None:
+    sudo = (facts.get("sudo") or ["no"])[0]
+    if sudo == "root":
+        report.add("sudo", "pass", "logged in as root")
+    elif sudo == "ok":
+        report.add("sudo", "pass", "passwordless sudo without a tty")
+    else:
+        report.add("sudo", "fail", "sudo needs a password or a tty; allow NOPASSWD for the provisioning user")
+    python = [p for p in facts.get("python", []) if p]
+    report.add("python3", "pass" if python else "fail", python[0] if python else "python3 is not installed")
+    os_line = (facts.get("os") or [""])[0].split()
+    os_id = tuple(os_line[:2]) if len(os_line) >= 2 else ("unknown", "")
+    if os_id in SUPPORTED:
+        report.add("os", "pass", " ".join(os_id))
+    else:
+        report.add("os", "fail", f"{' '.join(os_id)} is not supported (Debian 12, Ubuntu 22.04/24.04)")
+    try:
+        offset = float((facts.get("clock") or ["nan"])[0]) - now
+    except ValueError:
+        offset = float("nan")
+    if offset != offset:  # NaN
+        report.add("clock", "fail", "could not read the host's clock")
+    elif abs(offset) >= CLOCK_FAIL:
+        report.add("clock", "fail", f"clock off by {offset:+.0f} s; Kerberos fails past 300 s")
+    elif abs(offset) >= CLOCK_WARN:
+        report.add("clock", "warn", f"clock off by {offset:+.0f} s")
+    else:
+        report.add("clock", "pass", f"{offset:+.1f} s")
+    if host.role is Role.DOMAIN_CONTROLLER:
+        # ss -p lines end in users:(("name",pid=..)); Samba's own DNS (a re-run) is fine.
+        others = sorted({line.split("users:")[-1] for line in facts.get("port53", [])
+                         if line and '"samba"' not in line})
+        if others:
+            report.add("port 53", "fail", f"port 53 is taken by {', '.join(others)}; Samba's DNS server needs it")
+        else:
+            report.add("port 53", "pass")
+
+
+def preflight(
+    network: Network,
+    hosts: Sequence[Host] | None = None,
+    accept_new_host_keys: bool = False,
+    progress: Callable[[int, int, HostReport], None] | None = None,
+    workers: int = MAX_WORKERS,
+) -> PreflightResult:
+    """Check every host concurrently (at most ``workers`` at once)."""
+    targets = list(network.hosts if hosts is None else hosts)
+    known_file = Path(network.ssh.known_hosts_file or os.path.expanduser("~/.ssh/known_hosts"))
+    known = _KnownHosts(known_file, accept_new_host_keys)
+    start = time.monotonic()
+    reports: list[HostReport] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets)))) as pool:
+        futures = {pool.submit(check_host, network, h, known): h for h in targets}
+        for done, future in enumerate(as_completed(futures), 1):
+            report = future.result()
+            reports.append(report)
+            if progress is not None:
+                progress(done, len(targets), report)
+    order = {h.name: i for i, h in enumerate(targets)}
+    reports.sort(key=lambda r: order[r.host])
+    return PreflightResult(reports, time.monotonic() - start)

@@ -1,0 +1,359 @@
+"""Drive playbooks through ansible-runner and turn its event stream into results.
+
+ansible-runner gets dicts (inventory, envvars), a fresh private data dir per
+run (removed afterwards), ``suppress_env_files=True`` and secrets only through
+a FIFO (see ``secrets``). Success is ``status == "successful" and rc == 0``;
+results come from events and stats, never from scraped stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import sys
+import threading
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import ansible_runner
+
+from provision import secrets
+from provision.errors import ApplyError, Interrupted, ProvisionError
+from provision.inventory import ansible_settings, build_inventory, default_forks, select_hosts
+from provision.model import Network
+from provision.resources import playbooks_dir
+
+
+@dataclass
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """A task that failed, was unreachable or changed something on a host."""
+
+    host: str
+    play: str
+    task: str
+    status: str  # "failed", "unreachable" or "changed"
+    message: str = ""
+    diff: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the CLI needs to draw a live progress line."""
+
+    play: str
+    task: str
+    hosts_total: int
+    ok: int
+    failed: int
+    unreachable: int
+    event: str
+
+
+@dataclass
+class RunResult:
+    status: str = "unstarted"
+    rc: int | None = None
+    hosts: dict[str, HostStats] = field(default_factory=dict)
+    outcomes: list[TaskOutcome] = field(default_factory=list)
+    check: bool = False
+    interrupted: bool = False
+    artifacts: str | None = None
+    diagnostic: str = ""  # ansible's last words when it failed before any host ran
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+    def failed_hosts(self) -> list[str]:
+        return sorted(h for h, s in self.hosts.items() if s.failed or s.unreachable)
+
+    def failures(self) -> list[TaskOutcome]:
+        return [o for o in self.outcomes if o.status in ("failed", "unreachable")]
+
+    def changes(self) -> list[TaskOutcome]:
+        return [o for o in self.outcomes if o.status == "changed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "rc": self.rc,
+            "ok": self.ok,
+            "check": self.check,
+            "interrupted": self.interrupted,
+            "hosts": {h: asdict(s) for h, s in sorted(self.hosts.items())},
+            "outcomes": [asdict(o) for o in self.outcomes],
+        }
+
+    def raise_for_status(self) -> None:
+        """Raise unless the run fully succeeded; the message names hosts and tasks."""
+        if self.interrupted:
+            raise Interrupted(f"interrupted; {len(self.hosts)} host(s) touched, see the summary above")
+        if self.ok:
+            return
+        lines = [f"{o.host}: {o.task}: {o.message}" for o in self.failures()[:20]]
+        failed = self.failed_hosts()
+        summary = f"run {self.status} (rc={self.rc}) on {len(failed)} host(s): {', '.join(failed) or 'none named'}"
+        if self.diagnostic:
+            lines.append(self.diagnostic)
+        raise ApplyError("\n  ".join([summary, *lines]))
+
+
+@dataclass
+class RunOptions:
+    playbook: str = "site.yml"
+    check: bool = False
+    diff: bool = False
+    limit: Collection[str] = ()
+    tags: Collection[str] = ()
+    skip_tags: Collection[str] = ()
+    forks: int | None = None
+    keep_artifacts: Path | None = None
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+    with_secrets: bool = True
+
+
+def state_dir(network: Network) -> Path:
+    """Where the last run of a network is remembered (for --retry-failed)."""
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "provision" / network.name
+
+
+def fact_cache_dir(network: Network) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "provision" / "facts" / network.name
+
+
+def last_failed(network: Network) -> list[str]:
+    path = state_dir(network) / "last-run.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ProvisionError(f"no previous run of '{network.name}' is recorded; nothing to retry") from None
+    return list(data.get("failed_hosts", []))
+
+
+def _remember(network: Network, result: RunResult) -> None:
+    if result.check:
+        return
+    folder = state_dir(network)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "last-run.json").write_text(
+        json.dumps({"status": result.status, "rc": result.rc, "failed_hosts": result.failed_hosts()})
+    )
+
+
+class _Events:
+    """Folds ansible-runner's event stream into a RunResult and progress updates."""
+
+    def __init__(self, result: RunResult, total: int, progress: Callable[[Progress], None] | None) -> None:
+        self.result = result
+        self.total = total
+        self.progress = progress
+        self.play = ""
+        self.task = ""
+        self.play_ok: set[str] = set()
+        self.play_failed: set[str] = set()
+        self.play_unreachable: set[str] = set()
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data", {})
+        if kind == "playbook_on_play_start":
+            self.play = data.get("name") or data.get("play", "")
+            self.play_ok, self.play_failed, self.play_unreachable = set(), set(), set()
+        elif kind == "playbook_on_task_start":
+            self.task = data.get("name") or data.get("task", "")
+        elif kind.startswith("runner_on_") and "host" in data:
+            self._host_event(kind, data)
+        else:
+            return True
+        if self.progress is not None:
+            self.progress(
+                Progress(self.play, self.task, self.total, len(self.play_ok - self.play_failed),
+                         len(self.play_failed), len(self.play_unreachable), kind)
+            )
+        return True  # keep the event (only metadata; no_log tasks are censored by Ansible)
+
+    def _host_event(self, kind: str, data: dict[str, Any]) -> None:
+        host = data["host"]
+        task = data.get("task") or self.task
+        res = data.get("res") or {}
+        if kind == "runner_on_ok":
+            self.play_ok.add(host)
+            if res.get("changed"):
+                self.result.outcomes.append(TaskOutcome(host, self.play, task, "changed", diff=_diff_text(res)))
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self.play_failed.add(host)
+            self.result.outcomes.append(TaskOutcome(host, self.play, task, "failed", _message(res)))
+        elif kind == "runner_on_unreachable":
+            self.play_unreachable.add(host)
+            self.result.outcomes.append(TaskOutcome(host, self.play, task, "unreachable", _message(res)))
+        elif kind in ("runner_on_skipped",):
+            self.play_ok.add(host)
+
+
+def _message(res: dict[str, Any]) -> str:
+    if res.get("censored"):
+        return str(res["censored"])
+    msg = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+    if not msg and res.get("results"):
+        msgs = [r.get("msg", "") for r in res["results"] if isinstance(r, dict) and r.get("failed")]
+        msg = "; ".join(m for m in msgs if m)
+    return str(msg).strip()[:2000]
+
+
+def _diff_text(res: dict[str, Any]) -> str:
+    diffs = res.get("diff")
+    if not diffs:
+        return ""
+    if isinstance(diffs, dict):
+        diffs = [diffs]
+    parts = []
+    for d in diffs:
+        if isinstance(d, dict):
+            if d.get("prepared"):
+                parts.append(str(d["prepared"]))
+            elif "before" in d or "after" in d:
+                parts.append(f"--- {d.get('before_header', 'before')}\n+++ {d.get('after_header', 'after')}\n"
+                             f"{d.get('before', '')!s}\n=>\n{d.get('after', '')!s}")
+    return "\n".join(parts)[:4000]
+
+
+@contextmanager
+def _sigint_cancels() -> Iterator[threading.Event]:
+    """Ctrl-C asks ansible-runner to cancel instead of tearing the process down mid-write."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ansible_playbook() -> str:
+    """ansible-playbook from PATH, else the one installed beside this interpreter (a venv)."""
+    found = shutil.which("ansible-playbook")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    if beside.exists():
+        return str(beside)
+    raise ProvisionError("ansible-playbook not found; install ansible-core")
+
+
+def _tail(runner: Any, lines: int = 8) -> str:
+    """Last lines ansible printed, only to explain a run that never reached a host."""
+    try:
+        text = runner.stdout.read()
+    except (AttributeError, OSError, ValueError):
+        return ""
+    return "\n  ".join(text.strip().splitlines()[-lines:])
+
+
+def run(
+    network: Network,
+    options: RunOptions,
+    progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Run a playbook of playbooks/ on the spec's hosts (or the --limit targets)."""
+    try:
+        targets = select_hosts(network, options.limit)
+    except KeyError as exc:
+        raise ProvisionError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
+    inventory = build_inventory(network, targets)
+    forks = options.forks or default_forks()
+    facts = fact_cache_dir(network)
+    facts.mkdir(parents=True, exist_ok=True)
+    envvars = ansible_settings(network, forks, facts)
+    # ansible-runner looks ansible-playbook up on PATH: make sure ours (maybe in a venv) is found.
+    envvars["PATH"] = os.pathsep.join([str(Path(_ansible_playbook()).parent), os.environ.get("PATH", "")])
+    result = RunResult(check=options.check)
+    events = _Events(result, len(targets), progress)
+
+    cmdline: list[str] = []
+    if options.check:
+        cmdline.append("--check")
+    if options.diff:
+        cmdline.append("--diff")
+    if options.skip_tags:
+        cmdline += ["--skip-tags", ",".join(options.skip_tags)]
+
+    secret_values = secrets.secret_vars(network) if options.with_secrets else {}
+    private = Path(tempfile.mkdtemp(prefix="provision-run-"))
+    try:
+        with (
+            secrets.hidden_env(secrets.env_names(network)),
+            secrets.secrets_file({**secret_values, **options.extra_vars}) as secrets_path,
+            _sigint_cancels() as cancelled,
+        ):
+            cmdline += ["-e", f"@{secrets_path}"]
+            runner = ansible_runner.run(
+                private_data_dir=str(private),
+                project_dir=str(playbooks_dir()),
+                playbook=options.playbook,
+                inventory=inventory,
+                envvars=envvars,
+                cmdline=" ".join(cmdline),
+                tags=",".join(options.tags) or None,
+                forks=forks,
+                event_handler=events,
+                cancel_callback=cancelled.is_set,
+                suppress_env_files=True,
+                quiet=True,
+                rotate_artifacts=1,
+            )
+            if runner.rc not in (0, None) and not result.outcomes:
+                result.diagnostic = _tail(runner)
+            result.interrupted = cancelled.is_set() or runner.status == "canceled"
+        result.status = runner.status
+        result.rc = runner.rc
+        stats = runner.stats or {}
+        for host in {h.name for h in targets}:
+            result.hosts[host] = HostStats(
+                ok=stats.get("ok", {}).get(host, 0),
+                changed=stats.get("changed", {}).get(host, 0),
+                failed=stats.get("failures", {}).get(host, 0),
+                unreachable=stats.get("dark", {}).get(host, 0),
+                skipped=stats.get("skipped", {}).get(host, 0),
+                rescued=stats.get("rescued", {}).get(host, 0),
+                ignored=stats.get("ignored", {}).get(host, 0),
+            )
+        for o in result.failures():  # hosts that failed but stats missed (interrupted runs)
+            st = result.hosts.setdefault(o.host, HostStats())
+            if o.status == "unreachable" and not st.unreachable:
+                st.unreachable = 1
+            elif o.status == "failed" and not st.failed:
+                st.failed = 1
+        if options.keep_artifacts is not None:
+            dest = options.keep_artifacts
+            shutil.copytree(private / "artifacts", dest, dirs_exist_ok=True)
+            result.artifacts = str(dest)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    _remember(network, result)
+    return result

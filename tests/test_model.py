@@ -1,0 +1,73 @@
+"""Range expansion, defaults and rollout batches: pure units on the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from provision import spec
+from provision.model import Mode, Role
+from provision.plan import make_plan
+from provision.rules import expand_range
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_expand_range_keeps_width() -> None:
+    assert expand_range("ws[001:003]") == ["ws001", "ws002", "ws003"]
+    assert expand_range("[8:10]x") == ["8x", "9x", "10x"]
+    assert expand_range("ws1") is None
+
+
+def test_branch_office_model() -> None:
+    net = spec.load_network(ROOT / "inventories" / "branch-office.yml")
+    assert net.mode is Mode.DOMAIN and net.domain is not None
+    assert net.domain.dcs == ("dc1", "dc2")
+    assert net.domain.dns_domain == "ad.branch.example.com"
+    ws = [h for h in net.hosts if h.role is Role.WORKSTATION]
+    assert [h.name for h in ws[:2]] == ["ws01", "ws02"] and ws[-1].name == "ws40"
+    assert ws[0].address == "10.20.1.10" and ws[-1].address == "10.20.1.49"
+    assert ws[0].range_name == "ws[01:40]"
+    fs1 = net.host("fs1")
+    assert [s.name for s in fs1.shares] == ["projects", "finance", "public"]  # network-wide share merged
+    assert fs1.client == "winbind"
+    public = fs1.shares[-1]
+    assert public.read_only and public.write_list == ("@engineering",) and public.group == "staff"
+    assert net.policies.firewall.allow_from == ("10.20.0.0/16",)  # defaults to the subnets
+
+
+def test_campus_explicit_address_range() -> None:
+    net = spec.load_network(ROOT / "inventories" / "campus.yml")
+    lab = [h for h in net.hosts if h.name.startswith("lab")]
+    assert len(lab) == 1200 and lab[0].address == "10.40.10.1" and lab[-1].address == "10.40.14.176"
+    assert net.host("lib0001").client == "winbind"
+
+
+def test_rollout_batches_dcs_one_at_a_time() -> None:
+    net = spec.load_network(ROOT / "inventories" / "branch-office.yml")
+    batches = make_plan(net).batches
+    assert [b.hosts for b in batches[:2]] == [("dc1",), ("dc2",)]
+    ws_batches = [b for b in batches if b.role is Role.WORKSTATION]
+    assert len(ws_batches) == 4 and all(len(b.hosts) == 10 for b in ws_batches)
+    roles = [b.role for b in batches]
+    assert roles.index(Role.FILE_SERVER) < roles.index(Role.WORKSTATION)
+
+
+def test_model_is_frozen() -> None:
+    net = spec.load_network(ROOT / "inventories" / "lab-workgroup.yml")
+    with pytest.raises(AttributeError):
+        net.hosts[0].name = "x"  # type: ignore[misc]
+
+
+def test_valid_spec_has_no_line_work(tmp_path: Path) -> None:
+    """Plaintext secrets are rejected with a fix, not accepted."""
+    p = tmp_path / "s.yml"
+    p.write_text(
+        "network: {name: x, mode: workgroup, subnets: [10.0.0.0/24]}\n"
+        "users: [{name: al, password: hunter2}]\n"
+        "hosts: [{name: a, address: 10.0.0.5, role: peer}]\n"
+    )
+    r = spec.check(p)
+    assert [(e.path, e.line) for e in r.errors] == [("users[0].password", 2)]
+    assert "{env: VARIABLE}" in r.errors[0].message
