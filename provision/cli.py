@@ -181,8 +181,13 @@ def advise_cmd(spec_path: Path, strict: bool) -> None:
 
 
 @cli.command()
-@click.option("--part", type=click.Choice(["bundle", *sorted(spec.load_schemas())]), default="bundle",
-              show_default=True, help="One schema file, or all of them bundled into one document.")
+@click.option(
+    "--part",
+    type=click.Choice(["bundle", *sorted(spec.load_schemas())]),
+    default="bundle",
+    show_default=True,
+    help="One schema file, or all of them bundled into one document.",
+)
 def schema(part: str) -> None:
     """Print the JSON Schema of the spec (for editors and CI)."""
     schemas = spec.load_schemas()
@@ -214,8 +219,13 @@ def init(mode: str, output: Path | None, force: bool) -> None:
 
 @cli.command(name="inventory")
 @spec_argument
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write an inventory directory (hosts.yml, group_vars/, ansible.cfg) here.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write an inventory directory (hosts.yml, group_vars/, ansible.cfg) here.",
+)
 @click.option("--limit", help="Comma-separated host names to include.")
 def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> None:
     """Render the Ansible inventory (usable with plain ansible-playbook)."""
@@ -230,8 +240,9 @@ def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> N
         return
     for path in inventory.write_inventory(network, out_dir, hosts):
         click.echo(f"wrote {path}")
-    click.echo(f"run: ANSIBLE_CONFIG={out_dir}/ansible.cfg ansible-playbook -i {out_dir} playbooks/site.yml "
-               "-e @secrets.yml")
+    click.echo(
+        f"run: ANSIBLE_CONFIG={out_dir}/ansible.cfg ansible-playbook -i {out_dir} playbooks/site.yml -e @secrets.yml"
+    )
 
 
 def _targets(network: Network, limit: str | None, retry_failed: bool = False) -> list[Any]:
@@ -261,25 +272,34 @@ def _preflight(network: Network, hosts: list[Any], accept_new: bool) -> Any:
     for r in result.reports:
         by = {c.name: c for c in r.checks}
         problems = "; ".join(f"{c.name}: {c.detail}" for c in r.checks if c.status != "pass")
-        cells = [by[n].status if n in by else "-" for n in
-                 ("reachable", "host key", "auth", "sudo", "python3", "os", "clock")]
+        cells = [
+            by[n].status if n in by else "-"
+            for n in ("reachable", "host key", "auth", "sudo", "python3", "os", "clock")
+        ]
         rows.append((r.host, r.address, *cells, problems))
-    click.echo(report.table(("host", "address", "reach", "hostkey", "auth", "sudo", "python", "os", "clock",
-                             "problems"), rows))
-    click.echo(f"preflight: {len(result.reports) - len(result.failed_hosts())}/{len(result.reports)} hosts ready "
-               f"in {result.seconds:.1f} s")
+    click.echo(
+        report.table(("host", "address", "reach", "hostkey", "auth", "sudo", "python", "os", "clock", "problems"), rows)
+    )
+    click.echo(
+        f"preflight: {len(result.reports) - len(result.failed_hosts())}/{len(result.reports)} hosts ready "
+        f"in {result.seconds:.1f} s"
+    )
     return result
 
 
 @cli.command(name="preflight")
 @spec_argument
 @click.option("--limit", help="Comma-separated host names to check.")
-@click.option("--accept-new-host-keys", is_flag=True,
-              help="Trust and record keys of hosts not yet in known_hosts (changed keys still fail).")
+@click.option(
+    "--accept-new-host-keys",
+    is_flag=True,
+    help="Trust and record keys of hosts not yet in known_hosts (changed keys still fail).",
+)
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path))
-def preflight_cmd(spec_path: Path, limit: str | None, accept_new_host_keys: bool,
-                  report_json: Path | None, junit: Path | None) -> None:
+def preflight_cmd(
+    spec_path: Path, limit: str | None, accept_new_host_keys: bool, report_json: Path | None, junit: Path | None
+) -> None:
     """SSH checks of every host: reachable, host key, auth, sudo, python3, OS, clock, port 53."""
     from provision import report
     from provision.errors import PreflightError
@@ -312,8 +332,10 @@ class _LiveProgress:
         if self.tty:
             bar_len = 20
             done = min(bar_len, bar_len * (p.ok + p.failed + p.unreachable) // max(1, p.hosts_total))
-            line = (f"\r{p.play[:28]:<28} [{'#' * done}{'.' * (bar_len - done)}] ok {p.ok} "
-                    f"failed {p.failed} unreachable {p.unreachable}  {p.task[:40]:<40}")
+            line = (
+                f"\r{p.play[:28]:<28} [{'#' * done}{'.' * (bar_len - done)}] ok {p.ok} "
+                f"failed {p.failed} unreachable {p.unreachable}  {p.task[:40]:<40}"
+            )
             click.echo(line, nl=False, err=True)
 
     def close(self) -> None:
@@ -333,11 +355,25 @@ class _LiveProgress:
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys in preflight.")
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report.")
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")
-@click.option("--keep-artifacts", type=click.Path(file_okay=False, path_type=Path),
-              help="Copy ansible-runner's artifacts (events, stdout; no secrets) here.")
-def apply(spec_path: Path, check: bool, diff: bool, limit: str | None, retry_failed: bool, tags: str | None,
-          playbook: str, skip_preflight: bool, accept_new_host_keys: bool, report_json: Path | None,
-          junit: Path | None, keep_artifacts: Path | None) -> None:
+@click.option(
+    "--keep-artifacts",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Copy ansible-runner's artifacts (events, stdout; no secrets) here.",
+)
+def apply(
+    spec_path: Path,
+    check: bool,
+    diff: bool,
+    limit: str | None,
+    retry_failed: bool,
+    tags: str | None,
+    playbook: str,
+    skip_preflight: bool,
+    accept_new_host_keys: bool,
+    report_json: Path | None,
+    junit: Path | None,
+    keep_artifacts: Path | None,
+) -> None:
     """Configure the hosts: preflight, then the playbooks through ansible-runner."""
     from provision import report, runner
     from provision.errors import PreflightError
@@ -350,8 +386,12 @@ def apply(spec_path: Path, check: bool, diff: bool, limit: str | None, retry_fai
             raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")
     live = _LiveProgress()
     options = runner.RunOptions(
-        playbook=playbook, check=check, diff=diff, limit=[h.name for h in hosts] if (limit or retry_failed) else (),
-        tags=[t for t in (tags or "").split(",") if t], keep_artifacts=keep_artifacts,
+        playbook=playbook,
+        check=check,
+        diff=diff,
+        limit=[h.name for h in hosts] if (limit or retry_failed) else (),
+        tags=[t for t in (tags or "").split(",") if t],
+        keep_artifacts=keep_artifacts,
     )
     try:
         result = runner.run(network, options, progress=live)

@@ -8,15 +8,15 @@ applied in exactly one place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     WORKGROUP = "workgroup"
     DOMAIN = "domain"
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     PEER = "peer"
     DOMAIN_CONTROLLER = "domain_controller"
     FILE_SERVER = "file_server"

@@ -33,17 +33,29 @@ class Plan:
             "hosts": len(n.hosts),
             "roles": {role.value: summarize_names(hosts) for role, hosts in n.hosts_by_role().items()},
             "domain": (
-                {"realm": n.domain.realm, "netbios": n.domain.netbios, "dns_domain": n.domain.dns_domain,
-                 "dcs": list(n.domain.dcs)}
-                if n.domain else None
+                {
+                    "realm": n.domain.realm,
+                    "netbios": n.domain.netbios,
+                    "dns_domain": n.domain.dns_domain,
+                    "dcs": list(n.domain.dcs),
+                }
+                if n.domain
+                else None
             ),
             "workgroup": n.workgroup if n.mode is Mode.WORKGROUP else None,
             "users": [{"name": u.name, "groups": list(u.groups)} for u in n.users],
             "groups": [g.name for g in n.groups],
             "shares": [
-                {"host": h.name, "share": s.name, "path": s.path, "read_only": s.read_only,
-                 "users": list(s.users), "groups": list(s.groups)}
-                for h in _share_hosts(n) for s in h.shares
+                {
+                    "host": h.name,
+                    "share": s.name,
+                    "path": s.path,
+                    "read_only": s.read_only,
+                    "users": list(s.users),
+                    "groups": list(s.groups),
+                }
+                for h in _share_hosts(n)
+                for s in h.shares
             ],
             "printers": [{"host": h.name, "printer": p.name} for h in n.hosts for p in h.printers],
             "rollout": {

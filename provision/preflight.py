@@ -8,8 +8,6 @@ always an error.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -131,15 +129,19 @@ def check_host(network: Network, host: Host, known: _KnownHosts, timeout: float 
         return report
     except paramiko.BadHostKeyException as exc:
         report.add("reachable", "pass")
-        report.add("host key", "fail", f"CHANGED host key for {host.address} (got {exc.key.get_name()} "
-                                       f"{exc.key.fingerprint}); possible man-in-the-middle, or the host was rebuilt")
+        report.add(
+            "host key",
+            "fail",
+            f"CHANGED host key for {host.address} (got {exc.key.get_name()} "
+            f"{exc.key.fingerprint}); possible man-in-the-middle, or the host was rebuilt",
+        )
         return report
     except paramiko.AuthenticationException as exc:
         report.add("reachable", "pass")
         report.add("host key", "pass")
         report.add("auth", "fail", f"authentication as {ssh.user} failed: {exc}")
         return report
-    except (OSError, paramiko.SSHException, socket.timeout) as exc:
+    except (TimeoutError, OSError, paramiko.SSHException) as exc:
         report.add("reachable", "fail", f"{host.address}:{ssh.port}: {exc or type(exc).__name__}")
         return report
     try:
@@ -151,7 +153,7 @@ def check_host(network: Network, host: Host, known: _KnownHosts, timeout: float 
         out = stdout.read().decode(errors="replace")
         after = time.time()
         _judge(report, host, network, _sections(out), (before + after) / 2)
-    except (OSError, paramiko.SSHException, socket.timeout) as exc:
+    except (TimeoutError, OSError, paramiko.SSHException) as exc:
         report.add("remote checks", "fail", str(exc) or type(exc).__name__)
     finally:
         client.close()
@@ -200,8 +202,9 @@ def _judge(report: HostReport, host: Host, network: Network, facts: dict[str, li
         report.add("clock", "pass", f"{offset:+.1f} s")
     if host.role is Role.DOMAIN_CONTROLLER:
         # ss -p lines end in users:(("name",pid=..)); Samba's own DNS (a re-run) is fine.
-        others = sorted({line.split("users:")[-1] for line in facts.get("port53", [])
-                         if line and '"samba"' not in line})
+        others = sorted(
+            {line.split("users:")[-1] for line in facts.get("port53", []) if line and '"samba"' not in line}
+        )
         if others:
             report.add("port 53", "fail", f"port 53 is taken by {', '.join(others)}; Samba's DNS server needs it")
         else:
@@ -217,7 +220,7 @@ def preflight(
 ) -> PreflightResult:
     """Check every host concurrently (at most ``workers`` at once)."""
     targets = list(network.hosts if hosts is None else hosts)
-    known_file = Path(network.ssh.known_hosts_file or os.path.expanduser("~/.ssh/known_hosts"))
+    known_file = Path(network.ssh.known_hosts_file or str(Path("~/.ssh/known_hosts").expanduser()))
     known = _KnownHosts(known_file, accept_new_host_keys)
     start = time.monotonic()
     reports: list[HostReport] = []

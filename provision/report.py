@@ -48,8 +48,10 @@ def run_summary(result: RunResult) -> str:
         "failed": len(result.failed_hosts()),
     }
     mode = "check mode, nothing changed; " if result.check else ""
-    text += (f"\n\n{mode}{totals['hosts']} host(s), {totals['changed']} change(s), "
-             f"{totals['failed']} host(s) failed; status {result.status}, rc {result.rc}")
+    text += (
+        f"\n\n{mode}{totals['hosts']} host(s), {totals['changed']} change(s), "
+        f"{totals['failed']} host(s) failed; status {result.status}, rc {result.rc}"
+    )
     return text
 
 
@@ -57,7 +59,7 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def run_junit(result: RunResult, name: str = "provision apply") -> ET.ElementTree:  # type: ignore[type-arg]
+def run_junit(result: RunResult, name: str = "provision apply") -> ET.ElementTree:
     """One testcase per host per task that failed or changed; hosts with neither get one passing case."""
     suite = ET.Element("testsuite", name=name)
     cases = 0
@@ -82,10 +84,15 @@ def run_junit(result: RunResult, name: str = "provision apply") -> ET.ElementTre
     return _wrap(suite)
 
 
-def checks_junit(checks: Sequence[Check], name: str) -> ET.ElementTree:  # type: ignore[type-arg]
+def checks_junit(checks: Sequence[Check], name: str) -> ET.ElementTree:
     """One testcase per host per check."""
-    suite = ET.Element("testsuite", name=name, tests=str(len(checks)),
-                       failures=str(sum(c.status == "fail" for c in checks)), errors="0")
+    suite = ET.Element(
+        "testsuite",
+        name=name,
+        tests=str(len(checks)),
+        failures=str(sum(c.status == "fail" for c in checks)),
+        errors="0",
+    )
     for c in checks:
         case = ET.SubElement(suite, "testcase", classname=c.host, name=c.name)
         if c.status == "fail":
@@ -95,12 +102,12 @@ def checks_junit(checks: Sequence[Check], name: str) -> ET.ElementTree:  # type:
     return _wrap(suite)
 
 
-def _wrap(suite: ET.Element) -> ET.ElementTree:  # type: ignore[type-arg]
+def _wrap(suite: ET.Element) -> ET.ElementTree:
     root = ET.Element("testsuites", tests=suite.get("tests", "0"), failures=suite.get("failures", "0"))
     root.append(suite)
     return ET.ElementTree(root)
 
 
-def write_junit(path: Path, tree: ET.ElementTree) -> None:  # type: ignore[type-arg]
+def write_junit(path: Path, tree: ET.ElementTree) -> None:
     ET.indent(tree)
     tree.write(path, encoding="utf-8", xml_declaration=True)

@@ -171,7 +171,8 @@ def _expand_hosts(hosts: list[Any], bad: set[str], found: Found) -> None:
             if len(names[-1]) > NETBIOS_MAX:
                 found.error(
                     f"{path}.name",
-                    f"range '{name}' makes names like '{names[-1]}', longer than {NETBIOS_MAX} characters (NetBIOS limit)",
+                    f"range '{name}' makes names like '{names[-1]}', "
+                    f"longer than {NETBIOS_MAX} characters (NetBIOS limit)",
                 )
             pool = _address_pool(address, len(names), f"{path}.address", found)
             if pool is None:
@@ -214,7 +215,9 @@ def _address_pool(address: str, count: int, path: str, found: Found) -> list[int
             found.error(path, f"address range {address!r} ends before it starts")
             return None
         if end_ - start + 1 < count:
-            found.error(path, f"address range {address!r} holds {end_ - start + 1} addresses, the name range needs {count}")
+            found.error(
+                path, f"address range {address!r} holds {end_ - start + 1} addresses, the name range needs {count}"
+            )
             return None
         end = start + count - 1
     else:
@@ -387,12 +390,17 @@ def _check_shares(
             if role in ("domain_controller",):
                 found.warn(path, f"host '{host.get('name')}' is a domain controller; serve shares from a file_server")
             elif isinstance(role, str) and role not in {r.value for r in SHARE_ROLES} | {"domain_controller"}:
-                found.error(path, f"host '{host.get('name')}' has role '{role}'; only peers and file servers share folders")
+                found.error(
+                    path, f"host '{host.get('name')}' has role '{role}'; only peers and file servers share folders"
+                )
             if isinstance(name, str):
                 seen = per_host.setdefault(i, {})
                 key = name.lower()
                 if key in seen:
-                    found.error(f"{path}.name", f"share '{name}' is declared twice on host '{host.get('name')}' (also {seen[key]})")
+                    found.error(
+                        f"{path}.name",
+                        f"share '{name}' is declared twice on host '{host.get('name')}' (also {seen[key]})",
+                    )
                 else:
                     seen[key] = path
     for i, h in enumerate(hosts):
@@ -439,11 +447,15 @@ def _check_domain(data: Mapping[str, Any], hosts: list[Any], found: Found) -> No
     if isinstance(netbios, str):
         clash = next((h for h in found.hosts if h.name.upper() == netbios), None)
         if clash is not None:
-            found.error("domain.netbios", f"NetBIOS domain '{netbios}' equals host name '{clash.name}'; they must differ")
+            found.error(
+                "domain.netbios", f"NetBIOS domain '{netbios}' equals host name '{clash.name}'; they must differ"
+            )
         if isinstance(realm, str) and "." in realm and netbios == realm:
             found.error("domain.netbios", "the NetBIOS domain must not be the realm")
     if "workgroup" in _dict(data.get("network")):
-        found.error("network.workgroup", "domain mode takes its NetBIOS name from domain.netbios; remove network.workgroup")
+        found.error(
+            "network.workgroup", "domain mode takes its NetBIOS name from domain.netbios; remove network.workgroup"
+        )
 
 
 def _check_policies(data: Mapping[str, Any], mode: Any, bad: set[str], found: Found) -> None:
@@ -576,7 +588,13 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
         become=ssh_raw.get("become", False),
     )
     users = tuple(
-        User(u["name"], _secret(u["password"]), u.get("full_name", ""), tuple(u.get("groups", ())), u.get("shell", "/bin/bash"))
+        User(
+            u["name"],
+            _secret(u["password"]),
+            u.get("full_name", ""),
+            tuple(u.get("groups", ())),
+            u.get("shell", "/bin/bash"),
+        )
         for u in data.get("users", ())
     )
     groups = tuple(Group(g["name"], g.get("description", "")) for g in data.get("groups", ()))

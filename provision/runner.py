@@ -12,8 +12,8 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -187,8 +187,15 @@ class _Events:
             return True
         if self.progress is not None:
             self.progress(
-                Progress(self.play, self.task, self.total, len(self.play_ok - self.play_failed),
-                         len(self.play_failed), len(self.play_unreachable), kind)
+                Progress(
+                    self.play,
+                    self.task,
+                    self.total,
+                    len(self.play_ok - self.play_failed),
+                    len(self.play_failed),
+                    len(self.play_unreachable),
+                    kind,
+                )
             )
         return True  # keep the event (only metadata; no_log tasks are censored by Ansible)
 
@@ -232,8 +239,10 @@ def _diff_text(res: dict[str, Any]) -> str:
             if d.get("prepared"):
                 parts.append(str(d["prepared"]))
             elif "before" in d or "after" in d:
-                parts.append(f"--- {d.get('before_header', 'before')}\n+++ {d.get('after_header', 'after')}\n"
-                             f"{d.get('before', '')!s}\n=>\n{d.get('after', '')!s}")
+                parts.append(
+                    f"--- {d.get('before_header', 'before')}\n+++ {d.get('after_header', 'after')}\n"
+                    f"{d.get('before', '')!s}\n=>\n{d.get('after', '')!s}"
+                )
     return "\n".join(parts)[:4000]
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ def env_names(network: Network) -> set[str]:
 
 def secret_values(network: Network) -> list[str]:
     """Every resolvable secret value, for scrubbing checks in tests."""
-    values = []
+    values: list[str] = []
     for v in secret_vars(network).values():
         values.extend(v.values() if isinstance(v, dict) else [v])
     return values

@@ -60,10 +60,8 @@ def _is_ipv4_network(value: object) -> bool:
 
 
 @cache
-def _registry() -> Registry:  # type: ignore[type-arg]
-    return Registry().with_resources(
-        (uri, Resource.from_contents(schema)) for uri, schema in load_schemas().items()
-    )
+def _registry() -> Registry:
+    return Registry().with_resources((uri, Resource.from_contents(schema)) for uri, schema in load_schemas().items())
 
 
 @cache
@@ -71,9 +69,7 @@ def _explainer() -> jsonschema.Draft202012Validator:
     checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
     checker = jsonschema.FormatChecker(formats=list(checker.checkers))
     checker.checks("ipv4-network")(_is_ipv4_network)
-    return jsonschema.Draft202012Validator(
-        load_schemas()[ROOT_SCHEMA], registry=_registry(), format_checker=checker
-    )
+    return jsonschema.Draft202012Validator(load_schemas()[ROOT_SCHEMA], registry=_registry(), format_checker=checker)
 
 
 @cache
@@ -121,7 +117,7 @@ def format_path(path: Iterable[str | int]) -> str:
 
 def read_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - CSafeLoader is the safe loader
+        return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -228,16 +224,18 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
         yield Problem(
             where,
             "plaintext secrets are not allowed in the spec; reference one instead: "
-            f"{{env: VARIABLE}} or {{file: path/to/secret}}",
+            "{env: VARIABLE} or {file: path/to/secret}",
         )
         return
     if error.validator == "additionalProperties" and isinstance(instance, dict):
-        allowed = sorted(error.schema.get("properties", {}))
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        allowed = sorted(schema.get("properties", {}))
         for key in sorted(set(instance) - set(allowed)):
             hint = _close(str(key), allowed)
             yield Problem(
                 format_path((*path, key)),
-                f"unknown field '{key}'" + (f" (did you mean '{hint}'?)" if hint else "")
+                f"unknown field '{key}'"
+                + (f" (did you mean '{hint}'?)" if hint else "")
                 + f"; allowed: {', '.join(allowed)}",
             )
         return
@@ -260,7 +258,7 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
         yield Problem(where, f"{instance!r} is reserved and cannot be used here")
         return
     if error.validator == "enum":
-        options = ", ".join(map(str, error.validator_value))
+        options = ", ".join(str(v) for v in error.validator_value)  # type: ignore[union-attr]
         yield Problem(where, f"{instance!r} is not one of: {options}")
         return
     if error.validator == "required":

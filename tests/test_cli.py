@@ -41,7 +41,7 @@ def test_example_sizes() -> None:
         plan = json.loads(run("plan", "--format", "json", str(path))[1])
         sizes[path.stem] = (plan["mode"], plan["hosts"], plan["roles"])
     assert sizes["small-office"][:2] == ("workgroup", 6)
-    mode, count, roles = sizes["branch-office"]
+    mode, _count, roles = sizes["branch-office"]
     assert mode == "domain" and "(40 hosts)" in roles["workstation"]
     assert set(roles) == {"domain_controller", "file_server", "mail_server", "database_server", "workstation"}
     assert roles["domain_controller"] == "dc1, dc2"
