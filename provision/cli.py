@@ -88,7 +88,10 @@ def _summary(network: Network) -> str:
 @click.option("--strict", is_flag=True, help="Treat warnings (including topology advice) as errors (exit 1).")
 def validate(spec_path: Path, fmt: str, strict: bool) -> None:
     """Check SPEC against the schemas and cross-host rules; report every problem."""
-    result = spec.check(spec_path)
+    try:
+        result = spec.check(spec_path)
+    except SpecError as exc:  # unparsable YAML: still answer in the format asked for
+        result = spec.Result(exc.source, errors=exc.problems)
     warnings = list(result.warnings)
     if result.network is not None:
         warnings += [a for a in advise(result.network) if a.severity == "warning"]

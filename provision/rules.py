@@ -49,7 +49,7 @@ def ip_to_int(text: str) -> int | None:
     if len(parts) != 4:
         return None
     try:
-        if not all(p.isdigit() and (p == "0" or p[0] != "0") and int(p) < 256 for p in parts):
+        if not all(p.isascii() and p.isdigit() and (p == "0" or p[0] != "0") and int(p) < 256 for p in parts):
             return None
         return int.from_bytes(socket.inet_aton(text), "big")
     except OSError:
@@ -71,7 +71,9 @@ def int_to_ip(value: int) -> str:
 def parse_cidr(text: str) -> tuple[int, int] | None:
     """(network, prefix) of 'A.B.C.D/N' with host bits zero, else None."""
     addr, sep, prefix = text.partition("/")
-    if not sep or not prefix.isdigit() or int(prefix) > 32:
+    if not sep or not (prefix.isascii() and prefix.isdigit()) or (prefix != "0" and prefix[0] == "0"):
+        return None
+    if int(prefix) > 32:
         return None
     net = ip_to_int(addr)
     if net is None:
@@ -126,6 +128,14 @@ def _is_bad(path: str, bad: set[str]) -> bool:
 # --------------------------------------------------------------------------- expansion
 
 
+def range_size(name: str) -> int | None:
+    """How many hosts a range name makes, without making them; None if not a range."""
+    m = _RANGE.match(name)
+    if m is None:
+        return None
+    return max(0, int(m["end"]) - int(m["start"]) + 1)
+
+
 def expand_range(name: str) -> list[str] | None:
     """'ws[001:250]' -> ['ws001', ..., 'ws250'] (width of START kept); None if not a range."""
     m = _RANGE.match(name)
@@ -150,7 +160,11 @@ def _expand_hosts(hosts: list[Any], bad: set[str], found: Found) -> None:
             continue
         if f"{path}.name" in bad or f"{path}.address" in bad:
             continue
-        names = expand_range(name) if "[" in name else None
+        size = range_size(name) if "[" in name else None
+        if size is not None and total + size > MAX_HOSTS:
+            found.error(f"{path}.name", f"ranges expand to more than {MAX_HOSTS} hosts")
+            return
+        names = expand_range(name) if size is not None else None
         if names is None:
             addr = _fast_ip(address)
             if addr is None:
@@ -165,9 +179,6 @@ def _expand_hosts(hosts: list[Any], bad: set[str], found: Found) -> None:
                 found.error(f"{path}.name", f"range '{name}' is empty: its start is after its end")
                 continue
             total += len(names)
-            if total > MAX_HOSTS:
-                found.error(f"{path}.name", f"ranges expand to more than {MAX_HOSTS} hosts")
-                return
             if len(names[-1]) > NETBIOS_MAX:
                 found.error(
                     f"{path}.name",
@@ -266,21 +277,20 @@ def _check_subnets(network: Mapping[str, Any], bad: set[str], found: Found) -> N
     if not nets:
         return
     masks = [(net, (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF, bits) for net, bits in nets]
-    reported: set[int] = set()
+    declared = ", ".join(x for x in _list(network.get("subnets")) if isinstance(x, str))
+    outside: set[int] = set()
+    edge: set[int] = set()
     for h in found.hosts:
         a = h.ip
         inside = next(((net, mask, bits) for net, mask, bits in masks if a & mask == net), None)
         if inside is None:
-            if h.index not in reported:
-                reported.add(h.index)
-                found.error(
-                    f"hosts[{h.index}].address",
-                    f"{h.address} is outside the network's subnets ({', '.join(network['subnets'])})",
-                )
+            if h.index not in outside:
+                outside.add(h.index)
+                found.error(f"hosts[{h.index}].address", f"{h.address} is outside the network's subnets ({declared})")
             continue
         net, mask, bits = inside
-        if bits <= 30 and (a == net or a == net | (~mask & 0xFFFFFFFF)) and h.index not in reported:
-            reported.add(h.index)
+        if bits <= 30 and (a == net or a == net | (~mask & 0xFFFFFFFF)) and h.index not in edge:
+            edge.add(h.index)
             found.error(f"hosts[{h.index}].address", f"{h.address} is the network or broadcast address of its subnet")
 
 
@@ -332,13 +342,14 @@ def _check_directory(data: Mapping[str, Any], mode: Any, found: Found) -> tuple[
     return users, groups
 
 
-def _share_sites(data: Mapping[str, Any], hosts: list[Any]) -> list[tuple[str, Mapping[str, Any], list[int]]]:
+def _share_sites(
+    data: Mapping[str, Any], hosts: list[Any], found: Found
+) -> list[tuple[str, Mapping[str, Any], list[int]]]:
     """(path, share, host indices) for every share, per-host and network-wide."""
     by_name: dict[str, int] = {}
-    for i, h in enumerate(hosts):
-        name = _dict(h).get("name")
-        if isinstance(name, str):
-            by_name.setdefault(name, i)
+    if data.get("shares"):
+        for e in found.hosts:
+            by_name.setdefault(e.name, e.index)
     sites: list[tuple[str, Mapping[str, Any], list[int]]] = []
     for i, h in enumerate(hosts):
         if type(h) is dict and "shares" in h:
@@ -346,7 +357,7 @@ def _share_sites(data: Mapping[str, Any], hosts: list[Any]) -> list[tuple[str, M
                 sites.append((f"hosts[{i}].shares[{j}]", _dict(s), [i]))
     for j, s in enumerate(_list(data.get("shares"))):
         s = _dict(s)
-        idx = [by_name[n] for n in _list(s.get("hosts")) if isinstance(n, str) and n in by_name]
+        idx = sorted({by_name[n] for n in _list(s.get("hosts")) if isinstance(n, str) and n in by_name})
         sites.append((f"shares[{j}]", s, idx))
     return sites
 
@@ -354,13 +365,13 @@ def _share_sites(data: Mapping[str, Any], hosts: list[Any]) -> list[tuple[str, M
 def _check_shares(
     data: Mapping[str, Any], hosts: list[Any], users: set[str], groups: set[str], mode: Any, found: Found
 ) -> None:
-    names = {_dict(h).get("name") for h in hosts} if data.get("shares") else set()
+    names = {e.name for e in found.hosts} if data.get("shares") else set()
     for j, s in enumerate(_list(data.get("shares"))):
         for k, n in enumerate(_list(_dict(s).get("hosts"))):
             if isinstance(n, str) and n not in names:
                 found.error(f"shares[{j}].hosts[{k}]", f"host '{n}' is not declared under hosts")
     per_host: dict[int, dict[str, str]] = {}
-    for path, share, idx in _share_sites(data, hosts):
+    for path, share, idx in _share_sites(data, hosts, found):
         for key in ("users",):
             for k, n in enumerate(_list(share.get(key))):
                 if isinstance(n, str) and n not in users:
@@ -419,8 +430,6 @@ def _check_shares(
 
 
 def _check_domain(data: Mapping[str, Any], hosts: list[Any], found: Found) -> None:
-    if "domain" not in data:
-        found.error("(root)", "domain mode needs a 'domain' block (realm, netbios, admin_password)")
     domain = _dict(data.get("domain"))
     dc_names = [h.name for h in found.hosts if _dict(hosts[h.index]).get("role") == "domain_controller"]
     if not dc_names and any(isinstance(h, Mapping) and h.get("role") for h in hosts):
@@ -450,8 +459,6 @@ def _check_domain(data: Mapping[str, Any], hosts: list[Any], found: Found) -> No
             found.error(
                 "domain.netbios", f"NetBIOS domain '{netbios}' equals host name '{clash.name}'; they must differ"
             )
-        if isinstance(realm, str) and "." in realm and netbios == realm:
-            found.error("domain.netbios", "the NetBIOS domain must not be the realm")
     if "workgroup" in _dict(data.get("network")):
         found.error(
             "network.workgroup", "domain mode takes its NetBIOS name from domain.netbios; remove network.workgroup"

@@ -313,11 +313,17 @@ def run(
         cmdline += ["--skip-tags", ",".join(options.skip_tags)]
 
     secret_values = secrets.secret_vars(network) if options.with_secrets else {}
+    # serial and max_fail_percentage are templated before any host is chosen, so Ansible
+    # only sees extra vars there: pass the rollout policy as extra vars too.
+    rollout = {
+        "provision_rollout_batch": network.rollout.batch,
+        "provision_rollout_max_fail_percent": network.rollout.max_fail_percent,
+    }
     private = Path(tempfile.mkdtemp(prefix="provision-run-"))
     try:
         with (
             secrets.hidden_env(secrets.env_names(network)),
-            secrets.secrets_file({**secret_values, **options.extra_vars}) as secrets_path,
+            secrets.secrets_file({**rollout, **secret_values, **options.extra_vars}) as secrets_path,
             _sigint_cancels() as cancelled,
         ):
             cmdline += ["-e", f"@{secrets_path}"]

@@ -35,6 +35,22 @@ try:  # libyaml is in every wheel of PyYAML we install, but stay correct without
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
+
+
+class _SpecLoader(_Loader):  # type: ignore[misc,valid-type]
+    """libyaml's safe loader, minus YAML 1.1 surprises: 'on'/'no' stay strings and
+    dates stay text, so every value is plain JSON data for the schema validators."""
+
+
+_DROPPED_TAGS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:bool"}
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
 ROOT_SCHEMA = "network.schema.json"
 
 Path_ = tuple[str | int, ...]
@@ -102,13 +118,19 @@ class Result:
         return not self.errors
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def format_path(path: Iterable[str | int]) -> str:
+    """``hosts[3].address``; keys that are not plain names are quoted: ``network['a.b']``."""
     out = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.match(part):
+            out += f".{part}" if out else part
         else:
-            out += f".{part}" if out else str(part)
+            out += f"[{str(part)!r}]"
     return out or "(root)"
 
 
@@ -117,7 +139,7 @@ def format_path(path: Iterable[str | int]) -> str:
 
 def read_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=_SpecLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -150,6 +172,14 @@ def check_text(text: str, source: str, base_dir: Path | None = None) -> Result:
     return result
 
 
+def _fast_valid(data: Any) -> bool:
+    """The compiled validator, when the data is plain JSON (it rejects e.g. integer keys)."""
+    try:
+        return bool(_fast().is_valid(data))
+    except ValueError:
+        return False
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Parsing a big spec allocates many objects and no cycles: skip the collector meanwhile."""
@@ -166,7 +196,7 @@ def check_data(data: Any, source: str, base_dir: Path | None = None) -> Result:
     """Validate an already parsed spec (no line numbers)."""
     result = Result(source)
     schema_errors: list[Problem] = []
-    if not _fast().is_valid(data):
+    if not _fast_valid(data):
         schema_errors = list(schema_problems(data))
     result.errors.extend(schema_errors)
     bad_paths = {p.path for p in schema_errors}
@@ -227,6 +257,12 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
             "{env: VARIABLE} or {file: path/to/secret}",
         )
         return
+    if error.validator == "maxProperties" and isinstance(instance, dict) and {"env", "file"} <= set(instance):
+        yield Problem(where, "a secret reference names one source: either {env: VAR} or {file: PATH}, not both")
+        return
+    if error.validator == "minProperties" and instance == {}:
+        yield Problem(where, "an empty secret reference: use {env: VARIABLE} or {file: path/to/secret}")
+        return
     if error.validator == "additionalProperties" and isinstance(instance, dict):
         schema = error.schema if isinstance(error.schema, Mapping) else {}
         allowed = sorted(schema.get("properties", {}))
@@ -261,6 +297,9 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
         options = ", ".join(str(v) for v in error.validator_value)  # type: ignore[union-attr]
         yield Problem(where, f"{instance!r} is not one of: {options}")
         return
+    if error.validator == "required" and "'domain'" in error.message and not path:
+        yield Problem(where, "domain mode needs a 'domain' block (realm, netbios, admin_password)")
+        return
     if error.validator == "required":
         yield Problem(where, error.message.replace("property", "field"))
         return
@@ -272,6 +311,15 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
 
 def _explain_alternatives(error: ValidationError, where: str) -> Iterator[Problem]:
     last = error.absolute_path[-1] if error.absolute_path else None
+    if last == "batch":
+        yield Problem(
+            where, f"{error.instance!r} is not a valid batch: a number of hosts (1 or more) or a percentage '1%'-'100%'"
+        )
+        return
+    parent = error.absolute_path[-2] if len(error.absolute_path) > 1 else None
+    if parent == "ntp_servers" and isinstance(error.instance, str):
+        yield Problem(where, f"{error.instance!r} is neither an IPv4 address nor a host name")
+        return
     if last == "name" and isinstance(error.instance, str):
         yield Problem(
             where,
@@ -288,12 +336,23 @@ def _explain_alternatives(error: ValidationError, where: str) -> Iterator[Proble
 
 def _pattern_text(path: Path_, error: ValidationError) -> str:
     last = path[-1] if path else ""
+    owner = next((p for p in reversed(path[:-1]) if isinstance(p, str)), "")
+    if last == "name" and owner in ("users", "groups"):
+        return "is not a valid user or group name (lower-case letter first, then a-z 0-9 _ . -; at most 32)"
+    if last == "name" and owner in ("shares", "printers"):
+        return f"is not a valid {owner[:-1]} name (letters, digits, '_', '-')"
+    if last == "name" and owner == "network":
+        return "is not a valid network name (lower-case letter first, then a-z 0-9 -)"
     texts = {
         "realm": "is not a valid realm: upper-case DNS name with at least two labels, e.g. AD.ACME.TEST",
         "netbios": "is not a valid NetBIOS name: upper case letters, digits, '-', at most 15 characters",
         "workgroup": "is not a valid workgroup: upper case letters, digits, '-', at most 15 characters",
         "name": "is not a valid name",
         "mode": "is not an octal mode such as '2770'",
+        "full_name": "must not contain ':', ',' or a line break (they would corrupt /etc/passwd)",
+        "path": "is not an absolute path without spaces",
+        "shell": "is not an absolute path to a shell",
+        "uri": "is not a device URI such as ipp://printer/ipp/print",
         "env": "is not a valid environment variable name",
     }
     if last in texts:
@@ -312,7 +371,7 @@ def _close(word: str, options: Sequence[str]) -> str | None:
 
 # --------------------------------------------------------------------------- line numbers
 
-_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+_PART = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
 
 
 class LineIndex:
@@ -320,7 +379,7 @@ class LineIndex:
 
     def __init__(self, text: str) -> None:
         try:
-            self.root: yaml.Node | None = yaml.compose(text, Loader=_Loader)
+            self.root: yaml.Node | None = yaml.compose(text, Loader=_SpecLoader)
         except yaml.YAMLError:  # pragma: no cover - the text parsed once already
             self.root = None
 
@@ -331,15 +390,16 @@ class LineIndex:
         line = node.start_mark.line + 1
         if path == "(root)":
             return line
-        for key, index in _PART.findall(path):
+        for plain, index, quoted in _PART.findall(path):
+            key = plain or quoted
             child = None
-            if isinstance(node, yaml.MappingNode) and key:
+            if isinstance(node, yaml.MappingNode) and (plain or quoted):
                 for k, v in node.value:
                     if k.value == key:
                         child = v
                         line = k.start_mark.line + 1
                         break
-            elif isinstance(node, yaml.SequenceNode) and index:
+            elif isinstance(node, yaml.SequenceNode) and index != "":
                 i = int(index)
                 if i < len(node.value):
                     child = node.value[i]
