@@ -412,6 +412,87 @@ def apply(
     result.raise_for_status()
 
 
+def _verify(network: Network, hosts: list[Any]) -> Any:
+    from provision import report, verify
+
+    def progress(line: str) -> None:
+        if "%]" in line or line.startswith(("[gw", "created:")):
+            click.echo(f"  {line}", err=True)
+
+    result = verify.run(network, hosts, progress=progress)
+    rows = [
+        (c.host, c.name, c.status.upper() if c.status == "fail" else c.status, c.detail[:100]) for c in result.checks
+    ]
+    click.echo(report.table(("host", "check", "result", "detail"), rows))
+    failed = result.failed()
+    click.echo(
+        f"verify: {len(result.checks) - len(failed)}/{len(result.checks)} checks passed on "
+        f"{len({c.host for c in result.checks})} host(s) in {result.seconds:.1f} s"
+    )
+    return result
+
+
+@cli.command(name="verify")
+@spec_argument
+@click.option("--limit", help="Comma-separated host names to verify.")
+@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path))
+def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None) -> None:
+    """Check that the hosts are what the spec says (testinfra over SSH). Exit 6 on any failure."""
+    from provision import report
+    from provision.errors import VerifyError
+
+    network = _load(spec_path)
+    result = _verify(network, _targets(network, limit))
+    if report_json:
+        report.write_json(report_json, result.to_dict())
+    if junit:
+        report.write_junit(junit, report.checks_junit(result.checks, "provision verify"))
+    if not result.ok:
+        hosts = sorted({c.host for c in result.failed()})
+        raise VerifyError(f"{len(result.failed())} check(s) failed on: {', '.join(hosts)}")
+
+
+@cli.command()
+@spec_argument
+@click.option("--limit", help="Comma-separated host names.")
+@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path))
+def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None) -> None:
+    """What an apply would change (check + diff mode) plus verify; exit 0 when nothing drifted, 6 otherwise."""
+    from provision import report, runner
+    from provision.errors import VerifyError
+
+    network = _load(spec_path)
+    hosts = _targets(network, limit)
+    options = runner.RunOptions(check=True, diff=True, limit=[h.name for h in hosts] if limit else ())
+    run_result = runner.run(network, options)
+    by_host: dict[str, list[Any]] = {}
+    for o in run_result.changes():
+        by_host.setdefault(o.host, []).append(o)
+    click.echo("Would change:" if by_host else "Would change: nothing")
+    for host, changes in sorted(by_host.items()):
+        click.echo(f"  {host}:")
+        for o in changes:
+            click.echo(f"    - {o.task}")
+            for line in o.diff.splitlines()[:20]:
+                click.echo(f"        {line}")
+    verified = _verify(network, hosts)
+    checks = [report.Check(o.host, f"drift: {o.task}", "fail", o.diff or "would change") for o in run_result.changes()]
+    checks += [report.Check(f.host, f"apply: {f.task}", "fail", f.message) for f in run_result.failures()]
+    checks += verified.checks
+    if report_json:
+        report.write_json(
+            report_json, {"drifted": bool(by_host), "run": run_result.to_dict(), "verify": verified.to_dict()}
+        )
+    if junit:
+        report.write_junit(junit, report.checks_junit(checks, "provision drift"))
+    bad = sorted(set(by_host) | {c.host for c in verified.failed()} | set(run_result.failed_hosts()))
+    if bad:
+        raise VerifyError(f"drift on: {', '.join(bad)}")
+    click.echo("no drift: every host matches the spec")
+
+
 def _register_optional() -> None:
     """Attach command groups that live in their own modules."""
     try:

@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover
 
 
 
-class _SpecLoader(_Loader):  # type: ignore[misc,valid-type]
+class _SpecLoader(_Loader):
     """libyaml's safe loader, minus YAML 1.1 surprises: 'on'/'no' stay strings and
     dates stay text, so every value is plain JSON data for the schema validators."""
 

@@ -1,0 +1,231 @@
+"""`provision verify`: derive checks from the spec and run them as testinfra tests.
+
+``derive`` is pure (model -> list of CheckSpec). ``run`` writes that list to a
+private file and runs the shipped pytest module ``verify_checks/test_checks.py``
+(testinfra host fixture over paramiko with strict host keys, pytest-xdist for
+bounded concurrency), then reads the per-check outcomes the plugin records.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision.errors import ProvisionError
+from provision.model import Host, Mode, Network, Role
+from provision.report import Check
+
+SHARE_ROLES = (Role.PEER, Role.FILE_SERVER)
+MEMBER_ROLES = (Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER, Role.WORKSTATION)
+CLOCK_LIMIT = 60.0  # seconds of offset tolerated; Kerberos fails at 300
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check to run on one host: ``kind`` names a function of the check module."""
+
+    host: str
+    name: str
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.host}::{self.name}"
+
+
+def _members(network: Network, share_users: Sequence[str], share_groups: Sequence[str]) -> list[str]:
+    wanted = set(share_users)
+    for u in network.users:
+        if set(u.groups) & set(share_groups):
+            wanted.add(u.name)
+    return sorted(wanted)
+
+
+def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckSpec]:
+    """Every check the spec implies, per host and role."""
+    out: list[CheckSpec] = []
+    fw = network.policies.firewall
+    dcs = [network.host(n) for n in network.domain.dcs] if network.domain else []
+    for h in network.hosts if hosts is None else hosts:
+        add = out.append
+        add(CheckSpec(h.name, "ssh host key", "host_key"))
+        add(CheckSpec(h.name, "hostname", "hostname", {"name": h.name}))
+        add(CheckSpec(h.name, "address", "address", {"address": h.address}))
+        add(CheckSpec(h.name, "clock", "clock", {"limit": CLOCK_LIMIT}))
+        if fw.enabled:
+            add(CheckSpec(h.name, "firewall", "firewall", {"allow_from": list(fw.allow_from)}))
+        if h.role in SHARE_ROLES and network.mode is Mode.WORKGROUP:
+            add(CheckSpec(h.name, "smbd", "smbd", {"netbios": network.policies.smb.netbios}))
+            add(CheckSpec(h.name, "smb1 refused", "smb1_refused"))
+            add(CheckSpec(h.name, "guest refused", "guest_refused"))
+            for s in h.shares:
+                add(
+                    CheckSpec(
+                        h.name,
+                        f"share {s.name}",
+                        "share",
+                        {
+                            "name": s.name,
+                            "path": s.path,
+                            "owner": s.owner,
+                            "group": s.group,
+                            "read_only": s.read_only,
+                            "guest_ok": s.guest_ok,
+                            "valid": sorted([*s.users, *(f"@{g}" for g in s.groups)]),
+                        },
+                    )
+                )
+            users = set()
+            for s in h.shares:
+                users.update(_members(network, s.users, s.groups))
+                users.update(n for n in (*s.read_list, *s.write_list) if not n.startswith("@"))
+            if h.homes:
+                users.update(u.name for u in network.users)
+            for name in sorted(users):
+                add(CheckSpec(h.name, f"user {name}", "local_user", {"name": name}))
+        if h.role is Role.DOMAIN_CONTROLLER and network.domain is not None:
+            d = network.domain
+            add(CheckSpec(h.name, "samba-ad-dc", "samba_dc"))
+            add(CheckSpec(h.name, "dns srv records", "srv_records", {"realm": d.dns_domain}))
+            add(CheckSpec(h.name, "dbcheck", "dbcheck"))
+            if len(dcs) > 1:
+                add(CheckSpec(h.name, "replication", "replication"))
+            if h.name == d.dcs[0]:
+                add(
+                    CheckSpec(
+                        h.name,
+                        "directory",
+                        "directory",
+                        {
+                            "users": sorted(u.name for u in network.users),
+                            "groups": {
+                                g.name: sorted(u.name for u in network.users if g.name in u.groups)
+                                for g in network.groups
+                            },
+                        },
+                    )
+                )
+                pw = network.policies.password
+                add(
+                    CheckSpec(
+                        h.name,
+                        "password policy",
+                        "password_policy",
+                        {
+                            "min_length": pw.min_length,
+                            "history": pw.history,
+                            "lockout_threshold": pw.lockout_threshold,
+                            "complexity": pw.complexity,
+                        },
+                    )
+                )
+        if h.role in MEMBER_ROLES and network.domain is not None:
+            client = "winbind" if h.role is Role.FILE_SERVER else h.client
+            add(CheckSpec(h.name, "domain join", "joined", {"client": client, "realm": network.domain.realm}))
+            if network.users:
+                add(CheckSpec(h.name, "domain user", "domain_user", {"name": network.users[0].name}))
+            add(CheckSpec(h.name, "resolver", "resolver", {"dcs": [dc.address for dc in dcs]}))
+    return out
+
+
+@dataclass
+class VerifyResult:
+    checks: list[Check]
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "seconds": round(self.seconds, 1), "checks": [asdict(c) for c in self.checks]}
+
+
+def run(
+    network: Network,
+    hosts: Sequence[Host] | None = None,
+    workers: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> VerifyResult:
+    """Run the derived checks with pytest + testinfra; one outcome per check."""
+    import time
+
+    specs = derive(network, hosts)
+    if not specs:
+        return VerifyResult([])
+    n_hosts = len({s.host for s in specs})
+    workers = workers or max(1, min(16, n_hosts))
+    tmp = Path(tempfile.mkdtemp(prefix="provision-verify-"))
+    plan = tmp / "checks.json"
+    results = tmp / "results.json"
+    ssh = network.ssh
+    plan.write_text(
+        json.dumps(
+            {
+                "ssh": {
+                    "user": ssh.user,
+                    "port": ssh.port,
+                    "identity_file": ssh.identity_file,
+                    "known_hosts_file": ssh.known_hosts_file,
+                    "become": ssh.become,
+                },
+                "addresses": {h.name: h.address for h in network.hosts},
+                "checks": [asdict(s) for s in specs],
+            }
+        )
+    )
+    module = Path(__file__).resolve().parent / "verify_checks"
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(module),
+        "-p",
+        "provision.verify_plugin",
+        f"--provision-checks={plan}",
+        f"--provision-results={results}",
+        "-q",
+        "--no-header",
+        "-rN",
+        "-p",
+        "no:cacheprovider",
+        f"--rootdir={module}",
+        "-o",
+        "addopts=",
+    ]
+    if workers > 1:
+        argv += ["-n", str(workers), "--dist", "loadgroup"]
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if progress is not None and line.strip():
+                progress(line.rstrip())
+        proc.wait()
+        try:
+            data = json.loads(results.read_text())
+        except (OSError, ValueError):
+            raise ProvisionError(f"verify could not run its checks (pytest exit {proc.returncode})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    by_id = {r["id"]: r for r in data}
+    checks = []
+    for s in specs:
+        r = by_id.get(s.id)
+        if r is None:
+            checks.append(Check(s.host, s.name, "fail", "check did not run"))
+        else:
+            checks.append(Check(s.host, s.name, r["status"], r.get("detail", "")))
+    return VerifyResult(checks, time.monotonic() - start)

@@ -1,0 +1,246 @@
+"""The checks `provision verify` runs: testinfra tests, one function per kind.
+
+``test_check`` is parametrized by the plugin with the checks derived from the
+spec; each kind below asserts one property of one host with a message that
+says what is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from testinfra.host import Host
+
+CheckFn = Callable[..., None]
+KINDS: dict[str, CheckFn] = {}
+
+
+def kind(fn: CheckFn) -> CheckFn:
+    KINDS[fn.__name__.removeprefix("check_")] = fn
+    return fn
+
+
+def test_check(check: dict[str, Any], target: Host) -> None:
+    KINDS[check["kind"]](target, **check["params"])
+
+
+# --------------------------------------------------------------------------- every host
+
+
+@kind
+def check_host_key(host: Host) -> None:
+    """Connecting at all proves it: the backend rejects unknown and changed keys."""
+    assert host.run("true").rc == 0
+
+
+@kind
+def check_hostname(host: Host, name: str) -> None:
+    actual = host.check_output("hostname")
+    assert actual == name, f"hostname is {actual!r}, the spec says {name!r}"
+
+
+@kind
+def check_address(host: Host, address: str) -> None:
+    out = host.check_output("ip -o -4 addr show")
+    found = [f.split("/")[0] for line in out.splitlines() for f in line.split() if "/" in f and "." in f]
+    assert address in found, f"{address} is not configured (has {', '.join(found) or 'none'})"
+
+
+@kind
+def check_clock(host: Host, limit: float) -> None:
+    before = time.time()
+    remote = float(host.check_output("date +%s.%N"))
+    offset = remote - (before + time.time()) / 2
+    assert abs(offset) < limit, f"clock is off by {offset:+.0f} s (limit {limit:.0f} s; Kerberos fails at 300 s)"
+    print(f"{offset:+.1f} s")
+
+
+@kind
+def check_firewall(host: Host, allow_from: list[str]) -> None:
+    res = host.run("nft -j list table inet provision")
+    assert res.rc == 0, "the provision nftables table is missing (firewall not loaded)"
+    items = json.loads(res.stdout)["nftables"]
+    sets = {i["set"]["name"]: i["set"] for i in items if "set" in i}
+    elements = []
+    for el in sets.get("allowed_v4", {}).get("elem", []):
+        if isinstance(el, dict) and "prefix" in el:
+            elements.append(f"{el['prefix']['addr']}/{el['prefix']['len']}")
+        elif isinstance(el, str):
+            elements.append(f"{el}/32")
+    want = {str(ipaddress.ip_network(n)) for n in allow_from}
+    got = {str(ipaddress.ip_network(n, strict=False)) for n in elements}
+    assert got == want, f"allowed sources are {sorted(got)}, the spec says {sorted(want)}"
+    chains = [i["chain"] for i in items if "chain" in i and i["chain"].get("hook") == "input"]
+    assert chains and all(c.get("policy") == "drop" for c in chains), "input policy is not drop"
+    open_rules = []
+    for item in items:
+        rule = item.get("rule")
+        if not rule or not any("accept" in e for e in rule["expr"]):
+            continue
+        text = json.dumps(rule["expr"])
+        benign = (
+            ('"ct"' in text and "established" in text)
+            or '"iifname"' in text
+            or '"iif"' in text
+            or ('"l4proto"' in text and "icmp" in text)
+        )
+        if not benign and "@allowed_v" not in text:
+            open_rules.append(f"handle {rule.get('handle')}: {_describe(rule['expr'])}")
+    assert not open_rules, "rules accept traffic from outside the spec's subnets: " + "; ".join(open_rules)
+
+
+def _describe(expr: list[dict[str, Any]]) -> str:
+    parts = []
+    for e in expr:
+        if "match" in e:
+            left = e["match"]["left"]
+            field = left.get("payload", {}).get("field") or next(iter(left), "")
+            parts.append(f"{field} {e['match']['right']}")
+        elif "accept" in e:
+            parts.append("accept")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- workgroup peers
+
+
+@kind
+def check_smbd(host: Host, netbios: bool) -> None:
+    smbd = host.service("smbd")
+    assert smbd.is_running, "smbd is not running"
+    assert smbd.is_enabled, "smbd is not enabled at boot"
+    assert host.socket("tcp://0.0.0.0:445").is_listening or host.socket("tcp://:::445").is_listening, (
+        "nothing listens on port 445"
+    )
+    if not netbios:
+        assert not host.service("nmbd").is_running, "nmbd (NetBIOS) runs although the spec turns NetBIOS off"
+
+
+@kind
+def check_smb1_refused(host: Host) -> None:
+    res = host.run("smbclient -L //127.0.0.1 -N -m NT1 -t 5")
+    assert res.rc != 0, "an SMB1 (NT1) session was accepted"
+
+
+@kind
+def check_guest_refused(host: Host) -> None:
+    res = host.run("smbclient -L //127.0.0.1 -N -t 5")
+    assert res.rc != 0, "anonymous/guest listing of shares was accepted"
+
+
+def _share_params(host: Host, name: str) -> dict[str, str]:
+    res = host.run("testparm -s --section-name=%s 2>/dev/null", name)
+    out: dict[str, str] = {}
+    for line in res.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip().lower()] = value.strip()
+    return out
+
+
+@kind
+def check_share(
+    host: Host, name: str, path: str, owner: str, group: str, read_only: bool, guest_ok: bool, valid: list[str]
+) -> None:
+    params = _share_params(host, name)
+    assert params, f"share [{name}] is not configured in smb.conf"
+    assert params.get("path") == path, f"share [{name}] path is {params.get('path')!r}, the spec says {path!r}"
+    folder = host.file(path)
+    assert folder.is_directory, f"{path} does not exist"
+    assert folder.user == owner, f"{path} is owned by {folder.user}, the spec says {owner}"
+    assert folder.group == group, f"{path} has group {folder.group}, the spec says {group}"
+    assert folder.mode & 0o007 == 0 or guest_ok, f"{path} is open to others (mode {folder.mode:o})"
+    actual_ro = params.get("read only", "Yes").lower() in ("yes", "true")  # Samba's default is yes
+    assert actual_ro == read_only, f"share [{name}] read only = {actual_ro}, the spec says {read_only}"
+    actual_valid = sorted(v.strip() for v in params.get("valid users", "").replace(",", " ").split() if v.strip())
+    if valid:
+        assert actual_valid == sorted(valid), f"share [{name}] valid users = {actual_valid}, the spec says {valid}"
+    guest = params.get("guest ok", "No").lower() in ("yes", "true")
+    assert guest == guest_ok, f"share [{name}] guest ok = {guest}, the spec says {guest_ok}"
+
+
+@kind
+def check_local_user(host: Host, name: str) -> None:
+    assert host.user(name).exists, f"user {name} does not exist"
+    res = host.run("pdbedit -L -u %s", name)
+    assert res.rc == 0, f"user {name} has no Samba account"
+
+
+# --------------------------------------------------------------------------- domain
+
+
+@kind
+def check_samba_dc(host: Host) -> None:
+    svc = host.service("samba-ad-dc")
+    assert svc.is_running, "samba-ad-dc is not running"
+    assert svc.is_enabled, "samba-ad-dc is not enabled at boot"
+
+
+@kind
+def check_srv_records(host: Host, realm: str) -> None:
+    for record in (f"_ldap._tcp.{realm}", f"_kerberos._udp.{realm}"):
+        res = host.run("host -t SRV %s 127.0.0.1", record)
+        assert res.rc == 0 and "has SRV record" in res.stdout, f"{record} does not resolve"
+
+
+@kind
+def check_dbcheck(host: Host) -> None:
+    res = host.run("samba-tool dbcheck --cross-ncs")
+    assert res.rc == 0, f"samba-tool dbcheck found errors: {res.stdout.strip().splitlines()[-1:]}"
+
+
+@kind
+def check_replication(host: Host) -> None:
+    res = host.run("samba-tool drs showrepl --summary")
+    assert res.rc == 0 and "[ALL GOOD]" in res.stdout, f"replication is not healthy: {res.stdout.strip()[:300]}"
+
+
+@kind
+def check_directory(host: Host, users: list[str], groups: dict[str, list[str]]) -> None:
+    listed = set(host.check_output("samba-tool user list").split())
+    missing = sorted(set(users) - listed)
+    assert not missing, f"users missing from the directory: {', '.join(missing)}"
+    for group, members in groups.items():
+        res = host.run("samba-tool group listmembers %s", group)
+        assert res.rc == 0, f"group {group} is missing from the directory"
+        have = set(res.stdout.split())
+        assert set(members) <= have, f"group {group} lacks {', '.join(sorted(set(members) - have))}"
+
+
+@kind
+def check_password_policy(host: Host, min_length: int, history: int, lockout_threshold: int, complexity: bool) -> None:
+    out = host.check_output("samba-tool domain passwordsettings show")
+    values = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines()) if v}
+    assert values.get("Minimum password length") == str(min_length), (
+        f"min length is {values.get('Minimum password length')}"
+    )
+    assert values.get("Password history length") == str(history), "password history differs"
+    assert values.get("Account lockout threshold (attempts)") == str(lockout_threshold), "lockout threshold differs"
+    assert values.get("Password complexity") == ("on" if complexity else "off"), "password complexity differs"
+
+
+@kind
+def check_joined(host: Host, client: str, realm: str) -> None:
+    if client == "winbind":
+        res = host.run("wbinfo -t")
+        assert res.rc == 0, f"the trust to the domain is broken (wbinfo -t): {res.stdout.strip() or res.stderr.strip()}"
+    else:
+        res = host.run("adcli testjoin")
+        assert res.rc == 0, f"the host is not joined to {realm} (adcli testjoin): {res.stderr.strip()}"
+
+
+@kind
+def check_domain_user(host: Host, name: str) -> None:
+    res = host.run("getent passwd %s", name)
+    assert res.rc == 0, f"domain user {name} does not resolve (getent passwd)"
+
+
+@kind
+def check_resolver(host: Host, dcs: list[str]) -> None:
+    conf = host.file("/etc/resolv.conf").content_string
+    servers = [line.split()[1] for line in conf.splitlines() if line.startswith("nameserver")]
+    assert servers and all(s in dcs for s in servers), f"resolvers are {servers}, should be the DCs {dcs}"
