@@ -52,6 +52,8 @@ def _summary(status: LabStatus) -> str:
         runner = "FALLBACK runner in use: unshare + chroot running sshd only (no systemd in hosts)"
         if status.fallback_reason:
             runner += f"\n  why: {status.fallback_reason.splitlines()[0]}"
+        else:
+            runner += "\n  why: forced by PROVISION_LAB_RUNNER=unshare"
     else:
         runner = "runner: systemd-nspawn"
     repo = f"repository: {status.repo_url} ({'serving' if status.repo_running else 'not running'})"

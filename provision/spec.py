@@ -139,7 +139,7 @@ def format_path(path: Iterable[str | int]) -> str:
 
 def read_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.load(text, Loader=_SpecLoader)
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a subclass of the safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

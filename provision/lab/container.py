@@ -103,10 +103,10 @@ def _hosts_file(host: LabHost, everyone: Sequence[LabHost]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prepare(host: LabHost, everyone: Sequence[LabHost], golden: Path, authorized_key: str) -> None:
+def prepare(host: LabHost, everyone: Sequence[LabHost], lower: str, authorized_key: str) -> None:
     """Mount the overlay root and write the host's identity into its upper layer."""
     mounts.unmount_below(host.root)
-    mounts.mount_overlay(golden, host.upper, host.work, host.root)
+    mounts.mount_overlay(lower, host.upper, host.work, host.root)
     root = host.root
     write_file(root / "etc/hostname", f"{host.name}\n")
     write_file(root / "etc/hosts", _hosts_file(host, everyone))
@@ -164,6 +164,19 @@ def start_nspawn(host: LabHost) -> None:
     _spawn_detached([*argv, "--", *nspawn_argv(host)], runner_cg, host.console_log)
 
 
+def _ns_init(pid: int) -> bool:
+    """True when ``pid`` is process 1 of its own pid namespace (sshd renames itself)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("NSpid:"):
+            ids = line.split()[1:]
+            return len(ids) > 1 and ids[-1] == "1"
+    return False
+
+
 def start_fallback(host: LabHost) -> None:
     """Run sshd alone in fresh namespaces, wired to the bridge by hand."""
     host.console_log.write_text("")
@@ -179,7 +192,7 @@ def start_fallback(host: LabHost) -> None:
     deadline = time.monotonic() + 10
     while not pid:
         for candidate in cgroups.pids(ns_cg):
-            if cmdline(candidate)[:1] == ["/usr/sbin/sshd"]:
+            if _ns_init(candidate):
                 pid = candidate
         if not pid:
             if time.monotonic() > deadline:
@@ -189,6 +202,7 @@ def start_fallback(host: LabHost) -> None:
     run(["ip", "link", "add", host.fallback_veth, "type", "veth", "peer", "name", "host0", "netns", str(pid)])
     run(["ip", "link", "set", host.fallback_veth, "master", BRIDGE, "up"])
     run([*ns, "--uts", "hostname", host.name])
+    run([*ns, "--net", "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
     run([*ns, "--net", "ip", "link", "set", "lo", "up"])
     run([*ns, "--net", "ip", "link", "set", "host0", "address", host.mac])
     run([*ns, "--net", "ip", "addr", "add", f"{host.address}/{LAB_NET.prefixlen}", "dev", "host0"])
@@ -233,10 +247,8 @@ def stop(hosts: Iterable[LabHost], timeout: float = 30.0) -> list[str]:
     while pending and time.monotonic() < deadline:
         time.sleep(0.1)
         pending = [h for h in pending if alive(h)]
-    killed = []
+    killed = [h.name for h in pending if alive(h)]
     for host in hosts:
-        if alive(host):
-            killed.append(host.name)
         if not cgroups.kill(host.cgroup):
             raise LabError(f"{host.name}: processes in cgroup {host.cgroup} survive SIGKILL")
     for host in hosts:

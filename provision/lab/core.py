@@ -26,7 +26,6 @@ from .container import FALLBACK, NSPAWN, LabHost
 from .paths import (
     BASE_DIR,
     BRIDGE,
-    BUILD_DIR,
     CGROUP_ROOT,
     GOLDEN_DIR,
     HOSTS_DIR,
@@ -197,9 +196,10 @@ def up(
         forced = os.environ.get(RUNNER_ENV, "")
         if forced not in ("", NSPAWN, FALLBACK):
             raise LabError(f"{RUNNER_ENV} must be '{NSPAWN}' or '{FALLBACK}', not {forced!r}")
-        # Keep using the fallback while hosts it started are alive; else try nspawn.
+        # A fallback chosen because nspawn failed here sticks while its hosts
+        # live; a forced one lasts only as long as the variable is set.
         in_use = any(container.alive(_as_lab_host(n, st)) for n in st.hosts)
-        runner = forced or (st.runner if in_use else NSPAWN)
+        runner = forced or (FALLBACK if st.runner == FALLBACK and st.fallback_reason and in_use else NSPAWN)
         golden_id = image.golden_id()
         by_name = {h.name: h for h in wanted}
 
@@ -227,7 +227,7 @@ def up(
         for name in list(st.hosts):
             if name not in by_name or by_name[name] not in keep:
                 del st.hosts[name]
-        mounts.unmount_below(BUILD_DIR)
+        image.stop_stale_builds()
 
         # 2. Images, keys, network, repository.
         images = image.ensure_images(progress)
@@ -243,7 +243,7 @@ def up(
         if todo:
             progress(f"starting {len(todo)} host(s) with {runner}")
         for host in todo:
-            container.prepare(host, wanted, images.golden, pub)
+            container.prepare(host, wanted, images.lower, pub)
         started = _start(todo, runner)
         for host in keep:
             started[host.name] = time.monotonic()
@@ -255,12 +255,12 @@ def up(
             container.stop(todo, timeout=5)
             runner, st.fallback_reason = FALLBACK, reason
             for host in todo:
-                container.prepare(host, wanted, images.golden, pub)
+                container.prepare(host, wanted, images.lower, pub)
             started = _start(todo, runner)
             results = _wait_ssh(wanted, started, ssh_timeout)
             failed = {n: r for n, r in results.items() if isinstance(r, str)}
         st.runner = runner
-        if runner == NSPAWN:
+        if runner == NSPAWN or forced:
             st.fallback_reason = ""
         st.spec = spec
         now = time.time()
@@ -332,7 +332,7 @@ def down(destroy: bool = False, progress: Progress = quiet) -> list[str]:
         killed = container.stop(hosts)
         for port in net.bridge_ports():
             net.delete_link(port)
-        mounts.unmount_below(BUILD_DIR)
+        image.stop_stale_builds()
         if destroy:
             progress("removing host directories, the bridge and the repository server")
             repo.stop_server()

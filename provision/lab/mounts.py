@@ -49,8 +49,8 @@ def unmount_below(path: Path) -> None:
         unmount(point)
 
 
-def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
-    """Mount ``target`` as a writable overlay of ``lower``."""
+def mount_overlay(lower: str, upper: Path, work: Path, target: Path) -> None:
+    """Mount ``target`` as a writable overlay of ``lower`` (colon-separated layers, top first)."""
     for d in (upper, work, target):
         d.mkdir(parents=True, exist_ok=True)
     run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", str(target)])

@@ -33,3 +33,4 @@ REPO_URL = f"http://{BRIDGE_ADDR}:{REPO_PORT}/"
 # cgroup directory (relative to each hierarchy root) holding every lab process.
 CGROUP_ROOT = "lab"
 REPO_CGROUP = f"{CGROUP_ROOT}/_repo"  # '_' cannot occur in a host name
+BUILD_CGROUP = f"{CGROUP_ROOT}/_build"  # debootstrap, apt and dpkg of image builds

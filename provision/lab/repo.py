@@ -20,7 +20,7 @@ from pathlib import Path
 from provision.errors import LabError
 
 from . import cgroups, mounts
-from .image import APT_OPTS, POOL, chroot, clean_build_dir, drop_stamp, move_debs, repo_id, write_stamp
+from .image import APT_OPTS, POOL, chroot, clean_build_dir, drop_stamp, move_debs, repo_id, upgradable, write_stamp
 from .packages import LAB_PACKAGES, SUITE
 from .paths import BASE_DIR, BRIDGE_ADDR, BUILD_DIR, LOG_DIR, REPO_CGROUP, REPO_DIR, REPO_LOG, REPO_PORT
 from .sources import debian_sources
@@ -42,7 +42,7 @@ def download(progress: Progress) -> int:
     log.write_text("")
     work = BUILD_DIR / "download"
     root = work / "root"
-    mounts.mount_overlay(BASE_DIR, work / "upper", work / "work", root)
+    mounts.mount_overlay(str(BASE_DIR), work / "upper", work / "work", root)
     try:
         write_file(root / "etc/resolv.conf", _host_resolv_conf())
         lines = []
@@ -55,8 +55,7 @@ def download(progress: Progress) -> int:
         write_file(root / "etc/apt/sources.list", "\n".join(lines) + "\n")
         progress(f"repository: downloading {len(LAB_PACKAGES)} packages and their dependencies (log: {log})")
         chroot(root, ["apt-get", "update"], log)
-        chroot(root, ["apt-get", "-y", "--download-only", *APT_OPTS, "dist-upgrade"], log)
-        chroot(root, ["apt-get", "-y", "--download-only", *APT_OPTS, "install", *LAB_PACKAGES], log)
+        chroot(root, ["apt-get", "-y", "--download-only", *APT_OPTS, "install", *LAB_PACKAGES, *upgradable(root)], log)
     finally:
         mounts.unmount_below(work)
     return move_debs(work / "upper/var/cache/apt/archives")

@@ -43,29 +43,39 @@ def run(
     timeout: float | None = None,
     log: Path | None = None,
     input_text: str | None = None,
+    cgroup: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command (argument list, never a shell string); raise LabError on failure.
 
     With ``log`` the output goes to that file (appended) instead of memory, so
-    long builds leave a trace to read after a failure.
+    long builds leave a trace to read after a failure.  With ``cgroup`` the
+    command starts in that lab cgroup, so a later run can kill what a killed
+    run left behind.
     """
+    from . import cgroups  # cgroups needs nothing from here; imported late to keep util light
+
+    preexec = (lambda: cgroups.enter(cgroup)) if cgroup else None
+    if cgroup:
+        cgroups.create(cgroup)
     try:
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("a") as fh:
                 fh.write(f"$ {' '.join(argv)}\n")
                 fh.flush()
+                started = time.monotonic()
                 proc = subprocess.run(
                     list(argv), stdout=fh, stderr=subprocess.STDOUT, text=True,
                     env=dict(env) if env is not None else None, cwd=cwd, timeout=timeout,
-                    stdin=subprocess.DEVNULL, check=False,
+                    stdin=subprocess.DEVNULL, check=False, preexec_fn=preexec,
                 )
+                fh.write(f"# exit status {proc.returncode} after {time.monotonic() - started:.1f}s\n")
         else:
             proc = subprocess.run(
                 list(argv), capture_output=True, text=True,
                 env=dict(env) if env is not None else None, cwd=cwd, timeout=timeout,
                 input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL,
-                check=False,
+                check=False, preexec_fn=preexec,
             )
     except FileNotFoundError as exc:
         raise LabError(f"{argv[0]}: command not found (is its package installed?)") from exc
