@@ -354,6 +354,8 @@ class _LiveProgress:
 @click.option("--retry-failed", is_flag=True, help="Only the hosts that failed or were unreachable last run.")
 @click.option("--tags", help="Comma-separated Ansible tags to run.")
 @click.option("--playbook", default="site.yml", show_default=True, help="Playbook of playbooks/ to run.")
+@click.option("--unjoin", "unjoin", metavar="HOSTS",
+              help="Comma-separated members to take out of the domain cleanly (runs playbooks/unjoin.yml).")
 @click.option("--skip-preflight", is_flag=True, help="Do not run the SSH preflight first.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys in preflight.")
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report.")
@@ -376,12 +378,18 @@ def apply(
     report_json: Path | None,
     junit: Path | None,
     keep_artifacts: Path | None,
+    unjoin: str | None,
 ) -> None:
     """Configure the hosts: preflight, then the playbooks through ansible-runner."""
     from provision import report, runner
     from provision.errors import PreflightError
+    from provision.model import Mode
 
     network = _load(spec_path)
+    if unjoin:
+        if network.mode is not Mode.DOMAIN:
+            raise click.UsageError("--unjoin applies to domain networks only")
+        limit, playbook = unjoin, "unjoin.yml"
     hosts = _targets(network, limit, retry_failed)
     if not skip_preflight:
         pre = _preflight(network, hosts, accept_new_host_keys)
@@ -416,7 +424,7 @@ def _verify(network: Network, hosts: list[Any]) -> Any:
     from provision import report, verify
 
     def progress(line: str) -> None:
-        if "%]" in line or line.startswith(("[gw", "created:")):
+        if line.rstrip().endswith("%]"):
             click.echo(f"  {line}", err=True)
 
     result = verify.run(network, hosts, progress=progress)

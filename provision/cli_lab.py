@@ -75,13 +75,14 @@ def lab() -> None:
 @lab.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for every host's sshd.")
-def up(spec_path: Path, timeout: float) -> None:
+@click.option("--add", is_flag=True, help="Keep the lab's other running hosts (e.g. of another spec) beside these.")
+def up(spec_path: Path, timeout: float, add: bool) -> None:
     """Build (once) and boot one container per host of SPEC; wait for SSH."""
     from provision import lab as lablib
     from provision.spec import load_network
 
     network = load_network(spec_path)
-    status = lablib.up(network.hosts, _progress, spec=str(spec_path.resolve()), ssh_timeout=timeout)
+    status = lablib.up(network.hosts, _progress, spec=str(spec_path.resolve()), ssh_timeout=timeout, add=add)
     for image, seconds in status.built.items():
         _progress(f"built {image} in {seconds:.1f}s")
     click.echo(_table(status))

@@ -77,7 +77,7 @@ def target(check: dict[str, Any], request: pytest.FixtureRequest) -> testinfra.h
     if host is None:
         plan = _plan(request.config)
         ssh = plan["ssh"]
-        spec = f"paramiko://{ssh['user']}@{plan['addresses'][name]}:{ssh['port']}"
+        spec = f"{ssh['user']}@{plan['addresses'][name]}:{ssh['port']}"
         backend = StrictParamikoBackend(
             spec,
             ssh.get("known_hosts_file"),

@@ -217,11 +217,20 @@ def alive(host: LabHost) -> bool:
     return bool(cgroups.pids(host.cgroup))
 
 
-def _is_runner(pid: int) -> bool:
-    argv = cmdline(pid)
-    return bool(argv) and (
-        Path(argv[0]).name == "systemd-nspawn" or (len(argv) > 2 and argv[2] == str(SUPERVISOR))
-    )
+def _runners(host: LabHost) -> list[int]:
+    """The process to SIGTERM for a clean poweroff: the restart loop, else nspawn.
+
+    Exactly one of them: a second SIGTERM makes nspawn kill the container
+    instead of halting it.
+    """
+    supervisors, nspawns = [], []
+    for pid in cgroups.pids(host.cgroup):
+        argv = cmdline(pid)
+        if len(argv) > 2 and argv[2] == str(SUPERVISOR):
+            supervisors.append(pid)
+        elif argv and Path(argv[0]).name == "systemd-nspawn":
+            nspawns.append(pid)
+    return supervisors or nspawns
 
 
 def stop(hosts: Iterable[LabHost], timeout: float = 30.0) -> list[str]:
@@ -236,11 +245,10 @@ def stop(hosts: Iterable[LabHost], timeout: float = 30.0) -> list[str]:
     pending = []
     for host in hosts:
         signalled = False
-        for pid in cgroups.pids(host.cgroup):
-            if _is_runner(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                    signalled = True
+        for pid in _runners(host):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                signalled = True
         if signalled:  # a bare sshd (fallback) has nothing to power off: kill it below
             pending.append(host)
     deadline = time.monotonic() + timeout

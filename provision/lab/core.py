@@ -187,8 +187,13 @@ def up(
     *,
     spec: str = "",
     ssh_timeout: float = 120.0,
+    add: bool = False,
 ) -> LabStatus:
-    """Build what is missing, start every host, return once all accept SSH logins."""
+    """Build what is missing, start every host, return once all accept SSH logins.
+
+    Hosts of the lab that are not in ``hosts`` are stopped, unless ``add`` is set:
+    then they keep running beside the new ones (two specs in one lab).
+    """
     _require_root()
     wanted = _lab_hosts(hosts)
     with file_lock(LOCK_FILE):
@@ -204,12 +209,21 @@ def up(
         by_name = {h.name: h for h in wanted}
 
         # 1. Keep hosts that are alive and unchanged; stop everything else.
+        #    An image rebuild replaces the hosts' lower layers: nothing is kept then.
+        rebuild = image.needs_build()
         keep: list[LabHost] = []
         stop: list[LabHost] = []
+        others: list[LabHost] = []  # with add: running hosts of another spec, left alone
         for name in sorted(_known_names(st)):
             hs, want = st.hosts.get(name), by_name.get(name)
+            if add and want is None and hs is not None and not rebuild:
+                other = _as_lab_host(name, st)
+                if hs.golden == golden_id and hs.runner == runner and container.alive(other):
+                    others.append(other)
+                    continue
             if (
-                want is not None and hs is not None and hs.address == want.address and hs.golden == golden_id
+                not rebuild and want is not None and hs is not None and hs.address == want.address
+                and hs.golden == golden_id
                 and hs.runner == runner and container.alive(want) and _ssh_port_open(want.address)
             ):
                 keep.append(want)
@@ -224,7 +238,10 @@ def up(
                 # A new image or address: the old upper layer does not belong to it.
                 for d in (host.upper, host.work):
                     container.destroy_files(d)
+        other_names = {h.name for h in others}
         for name in list(st.hosts):
+            if name in other_names:
+                continue
             if name not in by_name or by_name[name] not in keep:
                 del st.hosts[name]
         image.stop_stale_builds()
@@ -232,7 +249,7 @@ def up(
         # 2. Images, keys, network, repository.
         images = image.ensure_images(progress)
         pub = sshkeys.ensure_controller_key()
-        known = [(h.name, h.address, sshkeys.ensure_host_key(h.key_dir, h.name)) for h in wanted]
+        known = [(h.name, h.address, sshkeys.ensure_host_key(h.key_dir, h.name)) for h in [*others, *wanted]]
         sshkeys.write_known_hosts(known)
         net.ensure_bridge()
         st.repo_pid = repo.ensure_server(st.repo_pid)
@@ -281,6 +298,7 @@ def up(
             )
             raise LabError(f"{len(failed)} host(s) did not come up:\n{details}")
         result_status = _status(st)
+        result_status.hosts = [h for h in result_status.hosts if h.name in by_name]
         result_status.built = images.built
         return result_status
 

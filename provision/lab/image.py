@@ -278,6 +278,15 @@ class Images:
     built: dict[str, float] = field(default_factory=dict)  # image -> build seconds
 
 
+def needs_build() -> bool:
+    """True when ensure_images would build something (hosts must be down first)."""
+    return not (
+        stamp_ok("base", base_id(), BASE_DIR)
+        and stamp_ok("repo", repo_id(), REPO_DIR / "Packages")
+        and stamp_ok("golden", golden_id(), GOLDEN_DIR)
+    )
+
+
 def ensure_images(progress: Progress) -> Images:
     """Build whatever of base, repo and golden is missing or out of date."""
     from . import repo  # repo imports this module's helpers

@@ -1,0 +1,187 @@
+"""Workgroup mode on real Debian 12 hosts of the lab, checked with real clients.
+
+One lab for the module: apply lab-workgroup.yml, then prove access with
+smbclient from the peers themselves, idempotency, verify, drift after breaking
+a host by hand, repair, and convergence after a spec change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from provision import spec
+from provision.cli import cli
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "inventories" / "lab-workgroup.yml"
+PASSWORDS = {"alice": "Alice-Lab-Pw-2026", "bob": "Bob-Lab-Pw-2026", "carol": "Carol-Lab-Pw-2026"}
+ENV = {f"LAB_{u.upper()}_PW": pw for u, pw in PASSWORDS.items()}
+
+
+def provision(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def applied(lab_factory, tmp_path_factory) -> Iterator[dict[str, str]]:
+    saved = {k: os.environ.get(k) for k in ENV}
+    os.environ.update(ENV)
+    state = tmp_path_factory.mktemp("state")
+    os.environ["XDG_STATE_HOME"] = str(state)
+    try:
+        net = spec.load_network(SPEC)
+        lab_factory(net.hosts)
+        report = state / "first.json"
+        code, out = provision("apply", str(SPEC), "--report-json", str(report))
+        assert code == 0, out
+        yield {h.name: h.address for h in net.hosts}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def smb(lab_ssh, from_addr: str, target: str, share: str, user: str | None, command: str,
+        extra: str = "") -> tuple[int, str]:
+    """smbclient on a peer against another peer; the password goes in through PASSWD, not argv."""
+    if user is None:
+        auth = "-N"
+        env = ""
+    else:
+        auth = f"-U {user}"
+        env = f"PASSWD={shlex.quote(PASSWORDS[user])} "
+    cmd = f"{env}smbclient //{target}/{share} {auth} {extra} -t 10 -c {shlex.quote(command)}"
+    res = lab_ssh.run(from_addr, cmd)
+    return res.returncode, res.stdout + res.stderr
+
+
+def can_read(lab_ssh, src, target, share, user) -> bool:
+    return smb(lab_ssh, src, target, share, user, "ls")[0] == 0
+
+
+def can_write(lab_ssh, src, target, share, user) -> bool:
+    name = f"w-{user}-{src.rsplit('.', 1)[-1]}"
+    code, out = smb(lab_ssh, src, target, share, user, f"put /etc/hostname {name}; del {name}")
+    return code == 0 and "NT_STATUS" not in out
+
+
+def test_access_is_exactly_what_the_spec_says(applied, lab_ssh) -> None:
+    a = applied
+    for src in a.values():  # from every peer
+        # peer1/projects: group staff (alice, bob) read-write; carol refused
+        assert can_write(lab_ssh, src, "peer1", "projects", "alice")
+        assert can_write(lab_ssh, src, "peer1", "projects", "bob")
+        assert not can_read(lab_ssh, src, "peer1", "projects", "carol")
+    src = a["peer2"]
+    # peer1/handbook: read only for alice, bob, carol; alice is on the write list
+    assert can_read(lab_ssh, src, "peer1", "handbook", "carol")
+    assert not can_write(lab_ssh, src, "peer1", "handbook", "bob")
+    assert can_write(lab_ssh, src, "peer1", "handbook", "alice")
+    # peer2/finance: group finance (bob) only
+    assert can_write(lab_ssh, a["peer1"], "peer2", "finance", "bob")
+    assert not can_read(lab_ssh, a["peer1"], "peer2", "finance", "alice")
+    # peer3/scratch: carol only; peer3 shares homes too
+    assert can_write(lab_ssh, a["peer1"], "peer3", "scratch", "carol")
+    assert not can_read(lab_ssh, a["peer1"], "peer3", "scratch", "alice")
+    assert can_write(lab_ssh, a["peer1"], "peer3", "alice", "alice")  # [homes]
+
+
+def test_anonymous_guest_and_smb1_are_refused(applied, lab_ssh) -> None:
+    src = applied["peer3"]
+    for target in ("peer1", "peer2"):
+        res = lab_ssh.run(src, f"smbclient -N -L //{target} -t 10")
+        assert res.returncode != 0, res.stdout
+        assert smb(lab_ssh, src, target, "IPC$", None, "ls")[0] != 0
+        code, out = smb(lab_ssh, src, target, "projects" if target == "peer1" else "finance", "alice", "ls",
+                        extra="-m NT1")
+        assert code != 0, out
+
+
+def test_second_apply_changes_nothing(applied, tmp_path) -> None:
+    report = tmp_path / "second.json"
+    code, out = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(report))
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    changed = {h: s["changed"] for h, s in data["hosts"].items()}
+    assert changed == {"peer1": 0, "peer2": 0, "peer3": 0}, [o for o in data["outcomes"] if o["status"] == "changed"]
+
+
+def test_verify_passes_then_names_exactly_what_was_broken(applied, lab_ssh, tmp_path) -> None:
+    code, out = provision("verify", str(SPEC))
+    assert code == 0, out
+
+    peer2 = applied["peer2"]
+    breakage = " && ".join([
+        "systemctl stop smbd",
+        "chmod 0777 /srv/finance",
+        "pdbedit -x -u bob >/dev/null && userdel bob",
+        "nft add rule inet provision input tcp dport 8080 accept",
+    ])
+    res = lab_ssh.run(peer2, breakage)
+    assert res.returncode == 0, res.stderr
+    report = tmp_path / "verify.json"
+    code, out = provision("verify", str(SPEC), "--report-json", str(report), "--junit", str(tmp_path / "v.xml"))
+    assert code == 6, out
+    failed = {(c["host"], c["name"]) for c in json.loads(report.read_text())["checks"] if c["status"] == "fail"}
+    assert failed == {
+        ("peer2", "smbd"), ("peer2", "share finance"), ("peer2", "user bob"), ("peer2", "firewall"),
+    }, out
+
+    drift_report = tmp_path / "drift.json"
+    code, out = provision("drift", str(SPEC), "--limit", "peer2", "--report-json", str(drift_report))
+    assert code == 6, out
+    drift = json.loads(drift_report.read_text())
+    assert drift["drifted"] is True
+    changed_tasks = {o["task"] for o in drift["run"]["outcomes"] if o["status"] == "changed"}
+    assert changed_tasks, out
+    assert {o["host"] for o in drift["run"]["outcomes"] if o["status"] == "changed"} == {"peer2"}
+
+    code, out = provision("apply", str(SPEC), "--skip-preflight", "--limit", "peer2")
+    assert code == 0, out
+    code, out = provision("verify", str(SPEC))
+    assert code == 0, out
+    assert can_write(lab_ssh, applied["peer1"], "peer2", "finance", "bob")
+
+
+def test_spec_change_converges(applied, lab_ssh, tmp_path) -> None:
+    """Add a share, remove a user: the hosts follow the spec exactly, then back again."""
+    import yaml
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["users"] = [u for u in data["users"] if u["name"] != "carol"]
+    for h in data["hosts"]:
+        if h["name"] == "peer3":
+            h["shares"] = [{"name": "drop", "path": "/srv/drop", "users": ["alice"]}]
+        for s in h.get("shares", []):
+            s["users"] = [u for u in s.get("users", []) if u != "carol"]
+    changed = tmp_path / "changed.yml"
+    changed.write_text(yaml.safe_dump(data))
+    for f in ("id_ed25519", "known_hosts"):  # keep the lab's ssh settings absolute
+        assert data["ssh"]["identity_file"].startswith("/")
+    code, out = provision("apply", str(changed), "--skip-preflight")
+    assert code == 0, out
+    peer3 = applied["peer3"]
+    assert lab_ssh.run(peer3, "getent passwd carol").returncode != 0
+    assert lab_ssh.run(peer3, "pdbedit -L -u carol").returncode != 0
+    assert lab_ssh.run(peer3, "testparm -s --section-name=scratch 2>/dev/null | grep -q path").returncode != 0
+    assert lab_ssh.run(peer3, "test -d /srv/scratch").returncode == 0  # data is never deleted
+    assert can_write(lab_ssh, applied["peer1"], "peer3", "drop", "alice")
+    code, out = provision("verify", str(changed))
+    assert code == 0, out
+    # And back to the original spec.
+    code, out = provision("apply", str(SPEC), "--skip-preflight")
+    assert code == 0, out
+    assert can_write(lab_ssh, applied["peer1"], "peer3", "scratch", "carol")
