@@ -318,6 +318,18 @@ def preflight_cmd(
         raise PreflightError(f"preflight failed on: {', '.join(result.failed_hosts())}")
 
 
+def _extra_vars(items: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise click.UsageError(f"-e expects KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value) if value else ""
+    return out
+
+
 class _LiveProgress:
     """One status line per play, redrawn in place on a terminal."""
 
@@ -356,6 +368,8 @@ class _LiveProgress:
 @click.option("--playbook", default="site.yml", show_default=True, help="Playbook of playbooks/ to run.")
 @click.option("--unjoin", "unjoin", metavar="HOSTS",
               help="Comma-separated members to take out of the domain cleanly (runs playbooks/unjoin.yml).")
+@click.option("-e", "--extra-var", "extra_var", multiple=True, metavar="KEY=VALUE",
+              help="Extra variable for the playbook (value read as YAML). Never a secret: use the spec's references.")
 @click.option("--skip-preflight", is_flag=True, help="Do not run the SSH preflight first.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys in preflight.")
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report.")
@@ -379,6 +393,7 @@ def apply(
     junit: Path | None,
     keep_artifacts: Path | None,
     unjoin: str | None,
+    extra_var: tuple[str, ...],
 ) -> None:
     """Configure the hosts: preflight, then the playbooks through ansible-runner."""
     from provision import report, runner
@@ -403,6 +418,7 @@ def apply(
         limit=[h.name for h in hosts] if (limit or retry_failed) else (),
         tags=[t for t in (tags or "").split(",") if t],
         keep_artifacts=keep_artifacts,
+        extra_vars=_extra_vars(extra_var),
     )
     try:
         result = runner.run(network, options, progress=live)

@@ -89,39 +89,63 @@ def test_apply_smoke_and_no_secret_anywhere(engine_spec, tmp_path, capfd) -> Non
     assert not any(SECRET in b for b in blobs)
 
 
-def test_stopped_host_is_unreachable_others_finish_then_retry(engine_spec, lab_hosts, lab_factory, tmp_path) -> None:
-    from provision import lab
+def test_stopped_host_is_unreachable_others_finish_then_retry(engine_spec, lab_hosts, tmp_path) -> None:
+    from provision import lab, report, runner, spec
+    from provision.errors import ApplyError
 
+    network = spec.load_network(engine_spec)
     victim = lab_hosts[2]
-    junit = tmp_path / "junit.xml"
     result: dict[str, object] = {}
 
     def run() -> None:
-        result["out"] = provision("apply", str(engine_spec), "--playbook", "smoke.yml", "--skip-preflight",
-                                  "--junit", str(junit), "--report-json", str(tmp_path / "r.json"))
+        result["run"] = runner.run(network, runner.RunOptions(playbook="smoke.yml", extra_vars={"smoke_sleep": 8}))
 
-    # smoke_sleep comes from the spec-independent extra vars of the smoke playbook: use an env-free way,
-    # a host var file is not possible here, so the test relies on the wait task reading 'smoke_sleep'.
-    os.environ["PROVISION_TEST_SMOKE_SLEEP"] = "1"
     thread = threading.Thread(target=run)
     thread.start()
-    time.sleep(4)
+    time.sleep(4)  # the play is in its wait task now
     subprocess.run(["ssh", "-i", str(IDENTITY_FILE), "-o", f"UserKnownHostsFile={KNOWN_HOSTS}",
                     "-o", "BatchMode=yes", f"root@{victim.address}", "systemctl poweroff"], check=False,
                    capture_output=True, timeout=30)
     thread.join(timeout=600)
-    code, out = result["out"]  # type: ignore[misc]
-    assert code == EXIT_APPLY_FAILED, out
-    data = json.loads((tmp_path / "r.json").read_text())
-    assert data["hosts"][victim.name]["unreachable"] >= 1
+    run_result = result["run"]
+    assert isinstance(run_result, runner.RunResult)
+    with pytest.raises(ApplyError) as excinfo:
+        run_result.raise_for_status()
+    assert excinfo.value.exit_code == EXIT_APPLY_FAILED
+    assert victim.name in str(excinfo.value)
+    assert run_result.hosts[victim.name].unreachable >= 1
     for h in lab_hosts[:2]:
-        assert data["hosts"][h.name]["failed"] == 0 and data["hosts"][h.name]["unreachable"] == 0
+        assert run_result.hosts[h.name].failed == 0 and run_result.hosts[h.name].unreachable == 0
+        assert run_result.hosts[h.name].ok >= 5  # they finished the play
+    junit = tmp_path / "junit.xml"
+    report.write_junit(junit, report.run_junit(run_result))
     root = ET.parse(junit).getroot()
     failed = {c.get("classname") for c in root.iter("testcase") if c.find("failure") is not None}
     assert failed == {victim.name}
 
-    lab.up(list(lab_hosts))  # bring it back
+    lab.up(list(lab_hosts), add=bool(os.environ.get("PROVISION_LAB_KEEP")))  # bring it back
     code, out = provision("apply", str(engine_spec), "--playbook", "smoke.yml", "--retry-failed",
                           "--report-json", str(tmp_path / "retry.json"))
     assert code == 0, out
     assert list(json.loads((tmp_path / "retry.json").read_text())["hosts"]) == [victim.name]
+
+
+def test_ctrl_c_stops_cleanly_with_summary_and_exit_5(engine_spec, tmp_path) -> None:
+    import signal
+    import sys
+
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    before_shm = set(Path("/dev/shm").glob("provision-*"))
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "provision"), "apply", str(engine_spec), "--playbook", "smoke.yml",
+         "--skip-preflight", "-e", "smoke_sleep=30"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    time.sleep(8)  # inside the wait task
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 5, out
+    assert "interrupted" in out
+    assert "host" in out and "changed" in out  # the per-host summary was printed
+    assert not set(Path("/dev/shm").glob("provision-*")) - before_shm  # no secrets file left behind
+    assert SECRET not in out
