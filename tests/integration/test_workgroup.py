@@ -169,8 +169,8 @@ def test_spec_change_converges(applied, lab_ssh, tmp_path) -> None:
             s["users"] = [u for u in s.get("users", []) if u != "carol"]
     changed = tmp_path / "changed.yml"
     changed.write_text(yaml.safe_dump(data))
-    for f in ("id_ed25519", "known_hosts"):  # keep the lab's ssh settings absolute
-        assert data["ssh"]["identity_file"].startswith("/")
+    # The copy lives elsewhere: the lab's ssh settings must be absolute paths to still work.
+    assert data["ssh"]["identity_file"].startswith("/") and data["ssh"]["known_hosts_file"].startswith("/")
     code, out = provision("apply", str(changed), "--skip-preflight")
     assert code == 0, out
     peer3 = applied["peer3"]
