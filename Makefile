@@ -6,11 +6,10 @@ BIN := $(VENV)/bin
 SPEC ?= inventories/lab-workgroup.yml
 # Throwaway lab passwords, made once (0600) and kept so re-applies change nothing.
 DEMO_ENV ?= /var/lib/provision/lab/demo.env
-# Debian packages the controller needs: the venv, the lab (nspawn, debootstrap, local apt repo)
-# and the real clients the tests check with.
+# Debian packages the controller needs: the venv, SSH, and the lab (nspawn, debootstrap, the
+# local apt repository). The real clients the tests check with run inside the lab's hosts.
 HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client debootstrap systemd-container \
-	apt-utils zstd iproute2 iputils-ping nftables smbclient krb5-user bind9-host bind9-dnsutils \
-	ldb-tools samba-common-bin
+	apt-utils iproute2 iputils-ping util-linux mount
 
 .PHONY: help deps venv demo demo-plan test test-unit test-lab lint bench clean lab-down
 
