@@ -22,6 +22,8 @@ def network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "run").mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # where the secrets file lives
     return spec.load_network(ROOT / "inventories" / "lab-workgroup.yml")
 
 
@@ -61,7 +63,7 @@ def test_run_reports_failures_by_host_and_task_and_leaks_no_secret(network, tmp_
     for value in SECRETS.values():
         assert not any(value in b for b in blobs), "a secret leaked"
     assert any("Use the secrets without showing them" in b for b in blobs)  # the artifacts are real
-    assert not list(Path("/dev/shm").glob("provision-*"))  # the secrets file is gone
+    assert not list((tmp_path / "run").iterdir())  # the secrets file and its directory are gone
 
     # --retry-failed remembers exactly the failed host.
     assert runner.last_failed(network) == ["peer2"]
