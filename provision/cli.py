@@ -23,6 +23,14 @@ from provision.resources import schemas_dir, starters_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+def report_options(f: F) -> F:
+    """--report-json and --junit, the same for every command that reports to CI."""
+    f = click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")(f)
+    return click.option(
+        "--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report."
+    )(f)
+
+
 spec_argument = click.argument(
     "spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -298,8 +306,7 @@ def _preflight(network: Network, hosts: list[Any], accept_new: bool) -> Any:
     is_flag=True,
     help="Trust and record keys of hosts not yet in known_hosts (changed keys still fail).",
 )
-@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path))
+@report_options
 def preflight_cmd(
     spec_path: Path, limit: str | None, accept_new_host_keys: bool, report_json: Path | None, junit: Path | None
 ) -> None:
@@ -372,8 +379,7 @@ class _LiveProgress:
               help="Extra variable for the playbook (value read as YAML). Never a secret: use the spec's references.")
 @click.option("--skip-preflight", is_flag=True, help="Do not run the SSH preflight first.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys in preflight.")
-@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report.")
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")
+@report_options
 @click.option(
     "--keep-artifacts",
     type=click.Path(file_okay=False, path_type=Path),
@@ -459,8 +465,7 @@ def _verify(network: Network, hosts: list[Any]) -> Any:
 @cli.command(name="verify")
 @spec_argument
 @click.option("--limit", help="Comma-separated host names to verify.")
-@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path))
+@report_options
 def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None) -> None:
     """Check that the hosts are what the spec says (testinfra over SSH). Exit 6 on any failure."""
     from provision import report
@@ -480,8 +485,7 @@ def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, jun
 @cli.command()
 @spec_argument
 @click.option("--limit", help="Comma-separated host names.")
-@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path))
+@report_options
 def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None) -> None:
     """What an apply would change (check + diff mode) plus verify; exit 0 when nothing drifted, 6 otherwise."""
     from provision import report, runner
