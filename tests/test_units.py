@@ -66,6 +66,9 @@ def test_preflight_judgement() -> None:
     dc = _judge({**good, "port53": ['udp UNCONN 0 0 0.0.0.0:53 0.0.0.0:* users:(("samba",pid=9,fd=4))']},
                 Role.DOMAIN_CONTROLLER)
     assert dc["port 53"] == "pass"
+    dc = _judge({**good, "port53": ['udp UNCONN 0 0 0.0.0.0:53 0.0.0.0:* users:(("dns[master]",pid=9,fd=4))']},
+                Role.DOMAIN_CONTROLLER)
+    assert dc["port 53"] == "pass"
 
 
 def test_junit_names_failed_hosts_and_changes(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ BASE_PACKAGES: tuple[str, ...] = (
 LAB_PACKAGES: tuple[str, ...] = (
     "samba",
     "samba-ad-dc",
+    "samba-ad-provision",  # the provisioning templates samba-tool domain provision needs
     "samba-dsdb-modules",
     "samba-vfs-modules",
     "winbind",
