@@ -379,6 +379,8 @@ class _LiveProgress:
               help="Extra variable for the playbook (value read as YAML). Never a secret: use the spec's references.")
 @click.option("--skip-preflight", is_flag=True, help="Do not run the SSH preflight first.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys in preflight.")
+@click.option("--full", is_flag=True,
+              help="Run every role in full, even those whose hosts are already converged.")
 @report_options
 @click.option(
     "--keep-artifacts",
@@ -400,6 +402,7 @@ def apply(
     keep_artifacts: Path | None,
     unjoin: str | None,
     extra_var: tuple[str, ...],
+    full: bool,
 ) -> None:
     """Configure the hosts: preflight, then the playbooks through ansible-runner."""
     from provision import report, runner
@@ -425,6 +428,7 @@ def apply(
         tags=[t for t in (tags or "").split(",") if t],
         keep_artifacts=keep_artifacts,
         extra_vars=_extra_vars(extra_var),
+        full=full,
     )
     try:
         result = runner.run(network, options, progress=live)
@@ -493,7 +497,8 @@ def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: P
 
     network = _load(spec_path)
     hosts = _targets(network, limit)
-    options = runner.RunOptions(check=True, diff=True, limit=[h.name for h in hosts] if limit else ())
+    # Every role is checked in full: drift is the audit that does not trust the fast path.
+    options = runner.RunOptions(check=True, diff=True, full=True, limit=[h.name for h in hosts] if limit else ())
     run_result = runner.run(network, options)
     by_host: dict[str, list[Any]] = {}
     for o in run_result.changes():

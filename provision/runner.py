@@ -128,6 +128,8 @@ class RunOptions:
     keep_artifacts: Path | None = None
     extra_vars: dict[str, Any] = field(default_factory=dict)
     with_secrets: bool = True
+    # Run every role in full instead of skipping those the probe finds converged.
+    full: bool = False
 
 
 def state_dir(network: Network) -> Path:
@@ -315,10 +317,16 @@ def run(
     secret_values = secrets.secret_vars(network) if options.with_secrets else {}
     # serial and max_fail_percentage are templated before any host is chosen, so Ansible
     # only sees extra vars there: pass the rollout policy as extra vars too.
-    rollout = {
+    rollout: dict[str, Any] = {
         "provision_rollout_batch": network.rollout.batch,
         "provision_rollout_max_fail_percent": network.rollout.max_fail_percent,
     }
+    if len(targets) < len(network.hosts):
+        # The inventory holds only some hosts: roles must not take the absent ones for
+        # hosts that left the spec (domain_directory would prune their accounts).
+        rollout["provision_inventory_partial"] = True
+    if options.full:
+        rollout["provision_full"] = True
     private = Path(tempfile.mkdtemp(prefix="provision-run-"))
     try:
         with (

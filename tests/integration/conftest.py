@@ -81,7 +81,7 @@ def lab_hosts(lab_factory: LabFactory) -> tuple[Host, ...]:
 
 
 def ssh(
-    address: str, command: str, *, timeout: float = 120, alias: str | None = None
+    address: str, command: str, *, timeout: float = 120, alias: str | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` on a lab host the way a spec's ssh settings would: key + strict known_hosts."""
     argv = [
@@ -91,8 +91,8 @@ def ssh(
     ]
     if alias:
         argv += ["-o", f"HostKeyAlias={alias}"]
-    return subprocess.run([*argv, f"root@{address}", command], capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run([*argv, f"root@{address}", command], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, check=False)
 
 
 def wait_ssh(address: str, timeout: float = 60) -> None:

@@ -7,9 +7,12 @@ a host by hand, repair, and convergence after a spec change.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shlex
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,7 +122,38 @@ def test_second_apply_changes_nothing(applied, tmp_path) -> None:
     assert changed == {"peer1": 0, "peer2": 0, "peer3": 0}, [o for o in data["outcomes"] if o["status"] == "changed"]
 
 
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def skew_clock(lab_ssh, address: str, offset: str | None) -> None:
+    """Skew one lab host's clock as everything run over SSH there sees it (offset None: undo).
+
+    Lab hosts are containers on one kernel: CLOCK_REALTIME is not namespaced (time
+    namespaces only offset the monotonic and boot clocks), so setting one host's
+    clock would set them all, the controller's included. Instead libfaketime (the
+    controller's Debian package) is preloaded into every SSH session of that one
+    host through /etc/environment (pam_env): the commands verify runs there read a
+    clock `offset` off. (Preloading it into sshd itself breaks sshd's sandbox.) A
+    real host skews for real and chrony's makestep repairs it; an apply cannot
+    repair a preloaded fake, so the test undoes it.
+    """
+    if offset is None:
+        res = lab_ssh.run(address, "sed -i '/^LD_PRELOAD=/d; /^FAKETIME=/d' /etc/environment")
+    else:
+        blob = base64.b64encode(FAKETIME.read_bytes()).decode()
+        res = lab_ssh.run(
+            address,
+            "base64 -d > /usr/local/lib/libfaketime.so.1 && "
+            "printf 'LD_PRELOAD=/usr/local/lib/libfaketime.so.1\\nFAKETIME=%s\\n' "
+            f"{shlex.quote(offset)} >> /etc/environment",
+            stdin=blob,
+        )
+    assert res.returncode == 0, res.stderr
+
+
 def test_verify_passes_then_names_exactly_what_was_broken(applied, lab_ssh, tmp_path) -> None:
+    if not FAKETIME.exists():
+        pytest.skip(f"{FAKETIME} missing: apt-get install libfaketime (make deps does)")
     code, out = provision("verify", str(SPEC))
     assert code == 0, out
 
@@ -132,13 +166,18 @@ def test_verify_passes_then_names_exactly_what_was_broken(applied, lab_ssh, tmp_
     ])
     res = lab_ssh.run(peer2, breakage)
     assert res.returncode == 0, res.stderr
+    skew_clock(lab_ssh, peer2, "+10m")
+    skewed = lab_ssh.run(peer2, "date +%s")
+    assert abs(int(skewed.stdout) - time.time() - 600) < 60, skewed.stdout
     report = tmp_path / "verify.json"
     code, out = provision("verify", str(SPEC), "--report-json", str(report), "--junit", str(tmp_path / "v.xml"))
     assert code == 6, out
     failed = {(c["host"], c["name"]) for c in json.loads(report.read_text())["checks"] if c["status"] == "fail"}
     assert failed == {
         ("peer2", "smbd"), ("peer2", "share finance"), ("peer2", "user bob"), ("peer2", "firewall"),
+        ("peer2", "clock"),
     }, out
+    assert re.search(r"clock is off by \+(59\d|60\d) s", out), out
 
     drift_report = tmp_path / "drift.json"
     code, out = provision("drift", str(SPEC), "--limit", "peer2", "--report-json", str(drift_report))
@@ -149,6 +188,8 @@ def test_verify_passes_then_names_exactly_what_was_broken(applied, lab_ssh, tmp_
     assert changed_tasks, out
     assert {o["host"] for o in drift["run"]["outcomes"] if o["status"] == "changed"} == {"peer2"}
 
+    # The clock is the one thing an apply cannot put right here (see skew_clock).
+    skew_clock(lab_ssh, peer2, None)
     code, out = provision("apply", str(SPEC), "--skip-preflight", "--limit", "peer2")
     assert code == 0, out
     code, out = provision("verify", str(SPEC))

@@ -1,0 +1,135 @@
+"""The fast re-apply's probe (playbooks/roles/converged): run for real on this machine
+against files in a temporary directory, and its controller-side filter."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLE = ROOT / "playbooks" / "roles" / "converged"
+PROBE = ROLE / "files" / "probe.py"
+
+
+def _filter() -> Any:
+    spec = importlib.util.spec_from_file_location("converged_filter", ROLE / "filter_plugins" / "converged.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def probe(state: Path, roles: dict[str, Any], record: list[str] | None = None) -> dict[str, Any]:
+    request = {"state_file": str(state), "roles": roles, "record": record or []}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.read_text()], input=json.dumps(request), capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> dict[str, Any]:
+    conf = tmp_path / "etc" / "app.conf"
+    conf.parent.mkdir()
+    conf.write_text("a = 1\n")
+    share = tmp_path / "srv" / "share"
+    share.mkdir(parents=True)
+    watch = {
+        "files": [str(conf), str(tmp_path / "etc" / "absent.conf")],
+        "dirs": [str(share)],
+        "trees": [str(tmp_path / "srv")],
+        "users": ["root", "no-such-user-xyz"],
+        "groups": ["root"],
+        "commands": [["cat", str(conf)]],
+    }
+    return {"state": tmp_path / "state" / "converged.json", "conf": conf, "share": share,
+            "roles": {"app": {"inputs": "i1", "watch": watch}}}
+
+
+def test_unrecorded_role_is_dirty_then_clean_after_record(host: dict[str, Any]) -> None:
+    first = probe(host["state"], host["roles"])
+    assert first["dirty"] == ["app"] and first["reasons"]["app"] == "never recorded"
+    rec = probe(host["state"], host["roles"], record=["app"])
+    assert rec["recorded"] == ["app"]
+    again = probe(host["state"], host["roles"])
+    assert again["dirty"] == [] and again["reasons"] == {} and again["recorded"] == []
+    assert set(again["trees"]) == {str(host["share"].parent)}
+    # The record is root's alone: it holds digests of the host's configuration.
+    assert os.stat(host["state"]).st_mode & 0o777 == 0o600
+    assert os.stat(host["state"].parent).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["edit file", "chmod file", "create absent file", "chmod dir", "new file in tree", "new inputs"],
+)
+def test_any_change_makes_the_role_dirty(host: dict[str, Any], change: str) -> None:
+    probe(host["state"], host["roles"], record=["app"])
+    roles = host["roles"]
+    if change == "edit file":
+        host["conf"].write_text("a = 2\n")
+    elif change == "chmod file":
+        host["conf"].chmod(0o600)
+    elif change == "create absent file":
+        Path(roles["app"]["watch"]["files"][1]).write_text("")
+    elif change == "chmod dir":
+        host["share"].chmod(0o700)
+    elif change == "new file in tree":
+        (host["share"] / "new.txt").write_text("x")
+    else:
+        roles = {"app": dict(roles["app"], inputs="i2")}
+    answer = probe(host["state"], roles)
+    assert answer["dirty"] == ["app"]
+    assert answer["reasons"]["app"] == ("inputs changed" if change == "new inputs" else "live state changed")
+
+
+def test_role_without_watch_list_always_runs(host: dict[str, Any]) -> None:
+    roles = {"app": host["roles"]["app"], "blind": {"inputs": "x", "watch": None}}
+    probe(host["state"], roles, record=["app"])
+    answer = probe(host["state"], roles)
+    assert answer["dirty"] == ["blind"] and answer["reasons"] == {"blind": "no watch list"}
+
+
+def test_record_keeps_other_roles_and_survives_a_corrupt_file(host: dict[str, Any]) -> None:
+    roles = {"a": host["roles"]["app"], "b": host["roles"]["app"]}
+    probe(host["state"], roles, record=["a"])
+    assert probe(host["state"], roles)["dirty"] == ["b"]
+    probe(host["state"], roles, record=["b"])
+    assert probe(host["state"], roles)["dirty"] == []
+    host["state"].write_text("{not json")
+    assert probe(host["state"], roles)["dirty"] == ["a", "b"]
+
+
+def test_inputs_digest_covers_vars_and_code_but_never_secrets(tmp_path: Path) -> None:
+    mod = _filter()
+    roles_dir = tmp_path / "playbooks"
+    (roles_dir / "app" / "tasks").mkdir(parents=True)
+    main = roles_dir / "app" / "tasks" / "main.yml"
+    main.write_text("---\n")
+    ignore = "password|secret|^provision_(full|rollout_)"
+    base = {"provision_users": ["alice"], "app_mode": "0750", "other_x": 1, "provision_full": True,
+            "provision_user_passwords": {"alice": "S3cret-pw"},
+            "app_converged_watch": {"files": ["/etc/x"], "passwords": {"alice": "S3cret-pw"}}}
+
+    def digest(variables: dict[str, Any]) -> str:
+        mod._tree_digest.cache_clear()
+        return mod.converged_request(["app"], variables, str(roles_dir), ignore)["app"]["inputs"]
+
+    req = mod.converged_request(["app"], base, str(roles_dir), ignore)["app"]
+    assert req["watch"] == {"files": ["/etc/x"]} and req["passwords"] == {"alice": "S3cret-pw"}
+    first = digest(base)
+    assert digest({**base, "other_x": 2}) == first  # another role's variable
+    assert digest({**base, "provision_full": False}) == first  # a run-time switch
+    assert digest({**base, "provision_user_passwords": {"alice": "changed"}}) == first  # secrets stay out
+    assert digest({**base, "app_mode": "0770"}) != first
+    assert digest({**base, "provision_users": ["alice", "bob"]}) != first
+    main.write_text("---\n- name: new task\n")
+    assert digest(base) != first
+    assert mod.converged_request(["app"], {}, str(roles_dir), ignore)["app"]["watch"] is None
