@@ -30,13 +30,6 @@ from provision.spec import load_network
 
 pytestmark = [
     pytest.mark.lab,
-    # Domain mode passes on the lab (29 tests) but is still being finished (issue 6: re-apply and
-    # cold-start times), and its last run could not be repeated cleanly in this session, so it is
-    # opt-in for now: PROVISION_DOMAIN_TESTS=1 make test.
-    pytest.mark.skipif(
-        not os.environ.get("PROVISION_DOMAIN_TESTS"),
-        reason="domain lab tests are opt-in until issue 6 lands: set PROVISION_DOMAIN_TESTS=1",
-    ),
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -295,9 +288,16 @@ def _computers() -> set[str]:
 
 
 @pytest.mark.parametrize(("ws", "check"), [("ws1", "adcli testjoin"), ("ws2", "wbinfo -t")])
-def test_a_deleted_computer_account_is_rejoined(domain, ws, check):
+def test_a_deleted_computer_account_is_rejoined(domain, ws, check, tmp_path):
     assert run(DCS["dc1"], f"samba-tool computer delete {ws}").returncode == 0
     assert f"{ws.upper()}$" not in _computers()
+    # verify names the broken join, on that host only.
+    path = tmp_path / "verify.json"
+    proc, _ = provision("verify", str(SPEC), "--report-json", str(path))
+    assert proc.returncode == 6, proc.stdout[-4000:] + proc.stderr[-4000:]
+    failed = {(c["host"], c["name"]) for c in report(path)["checks"] if c["status"] == "fail"}
+    assert (ws, "domain join") in failed, failed
+    assert {host for host, _ in failed} == {ws}, failed
     proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", ws)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert f"{ws.upper()}$" in _computers()
