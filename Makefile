@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 SPEC ?= inventories/lab-workgroup.yml
 # Throwaway lab passwords, made once (0600) and kept so re-applies change nothing.
 DEMO_ENV ?= /var/lib/provision/lab/demo.env
-# Debian packages the controller needs: the venv, SSH, and the lab (nspawn, debootstrap, the
+# Debian packages the controller needs: the venv, SSH, and the lab (nspawn, mmdebstrap, the
 # local apt repository). The real clients the tests check with run inside the lab's hosts;
 # libfaketime lets a test skew one lab host's clock (containers share the kernel's clock).
-HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client debootstrap systemd-container \
+HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client mmdebstrap systemd-container \
 	apt-utils iproute2 iputils-ping util-linux mount libfaketime
 
 .PHONY: help deps venv demo demo-plan test test-unit test-lab lint bench clean lab-down

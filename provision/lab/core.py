@@ -24,7 +24,6 @@ from provision.errors import LabError
 from . import cgroups, container, image, mounts, net, repo, sshkeys, state
 from .container import FALLBACK, NSPAWN, LabHost
 from .paths import (
-    BASE_DIR,
     BRIDGE,
     CGROUP_ROOT,
     GOLDEN_DIR,
@@ -385,4 +384,4 @@ def ssh_argv(name: str, command: Sequence[str] = ()) -> list[str]:
 
 def image_paths() -> dict[str, Path]:
     """Where the cached images live, for benchmarks and docs."""
-    return {"base": BASE_DIR, "repo": REPO_DIR, "golden": GOLDEN_DIR}
+    return {"repo": REPO_DIR, "golden": GOLDEN_DIR}

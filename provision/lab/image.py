@@ -1,11 +1,14 @@
-"""The cached base and golden images, built once under /var/cache/provision/lab.
+"""The cached lab image and repository, built once under /var/cache/provision/lab.
 
-``base`` is a debootstrapped bookworm minbase with SSH, Python and systemd;
-``golden`` is base plus every lab package, installed from the local
-repository, and is the read-only lower layer of every host's overlay root.
-Each image carries an id derived from its package lists so a changed list
-rebuilds it, and is built in a scratch directory then renamed into place so
-an interrupted build never leaves a half image behind.
+One mmdebstrap run installs a bookworm minbase with SSH, Python and systemd
+plus every lab package (from bookworm, -updates and -security of the host's
+mirror) into ``golden``, the read-only lower layer of every host's overlay
+root; the .debs it downloaded become the local apt repository, so nothing is
+fetched twice. mmdebstrap resolves and unpacks everything in one apt/dpkg
+transaction, which is about twice as fast here as debootstrap followed by a
+second apt run. The image carries an id derived from its package lists so a
+changed list rebuilds it, and is built in a scratch directory then renamed
+into place so an interrupted build never leaves a half image behind.
 """
 
 from __future__ import annotations
@@ -19,21 +22,14 @@ from pathlib import Path
 
 from provision.errors import LabError
 
-from . import cgroups, mounts
+from . import cgroups, mounts, repo
 from .packages import BASE_PACKAGES, LAB_PACKAGES, SUITE
-from .paths import BASE_DIR, BUILD_CGROUP, BUILD_DIR, GOLDEN_DIR, LOG_DIR, REPO_DIR, REPO_URL
-from .sources import primary_mirror
+from .paths import BUILD_CGROUP, BUILD_DIR, GOLDEN_DIR, LEGACY_BASE_DIR, LOG_DIR, REPO_DIR, REPO_URL
+from .sources import debian_sources
 from .util import CHROOT_ENV, Progress, remove_tree, run, write_file
 
-FORMAT = 2  # bump when the way images are built changes
+FORMAT = 3  # bump when the way images are built changes
 POOL = REPO_DIR / "pool"
-APT_OPTS = (
-    "-o", "Dpkg::Options::=--force-unsafe-io",
-    "-o", "Dpkg::Options::=--force-confdef",
-    "-o", "Dpkg::Options::=--force-confold",
-    "-o", "Dpkg::Use-Pty=0",
-    "-o", "APT::Install-Recommends=false",
-)
 IMAGE_RESOLV_CONF = (
     "# provision lab: no resolver outside the lab is configured.\n"
     "# The playbooks point this at the lab's own DNS servers.\n"
@@ -66,16 +62,12 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def base_id() -> str:
-    return _digest("base", FORMAT, SUITE, sorted(BASE_PACKAGES))
+def golden_id() -> str:
+    return _digest("golden", FORMAT, SUITE, sorted(BASE_PACKAGES), sorted(LAB_PACKAGES))
 
 
 def repo_id() -> str:
-    return _digest("repo", FORMAT, base_id(), sorted(LAB_PACKAGES))
-
-
-def golden_id() -> str:
-    return _digest("golden", FORMAT, repo_id())
+    return _digest("repo", golden_id())
 
 
 def _stamp(name: str) -> Path:
@@ -109,20 +101,6 @@ def chroot(root: Path, argv: list[str], log: Path, timeout: float = 1800) -> Non
         ["unshare", "--mount", "--pid", "--fork", f"--mount-proc={root}/proc", "chroot", str(root), *argv],
         env=CHROOT_ENV, log=log, timeout=timeout, cgroup=BUILD_CGROUP,
     )
-
-
-def upgradable(root: Path) -> list[str]:
-    """Packages a dist-upgrade would touch, so one apt run can do both jobs.
-
-    One dpkg run instead of two saves a dependency resolution and a round of
-    triggers (ldconfig, systemd, ca-certificates) on a slow machine.
-    """
-    proc = run(
-        ["unshare", "--mount", "--pid", "--fork", f"--mount-proc={root}/proc", "chroot", str(root),
-         "apt-get", "-s", *APT_OPTS, "dist-upgrade"],
-        env=CHROOT_ENV, cgroup=BUILD_CGROUP,
-    )
-    return [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("Inst ")]
 
 
 def enabled_units(root: Path) -> set[str]:
@@ -175,97 +153,83 @@ def _common_config(root: Path) -> None:
                 entry.unlink()
 
 
-def build_base(progress: Progress) -> float:
-    """debootstrap minbase + BASE_PACKAGES; returns seconds taken."""
-    start = time.monotonic()
-    clean_build_dir()
-    drop_stamp("base")
-    log = LOG_DIR / "base.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("")
-    tmp = BUILD_DIR / "base"
-    mirror = primary_mirror(SUITE)
-    progress(f"base image: debootstrap {SUITE} from the host's mirror (log: {log})")
-    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", "--components=main"]
-    if mirror.signed_by and Path(mirror.signed_by).is_file():
-        argv.append(f"--keyring={mirror.signed_by}")
-    run([*argv, SUITE, str(tmp), mirror.uri], log=log, timeout=1800, cgroup=BUILD_CGROUP)
-    move_debs(tmp / "var/cache/apt/archives")
-    _common_config(tmp)
-    write_file(tmp / "etc/ssh/sshd_config.d/provision-lab.conf", SSHD_CONF)
-    write_file(tmp / "etc/apt/sources.list", "# provision lab: see sources.list.d\n")
-    write_file(tmp / "etc/apt/apt.conf.d/90provision-lab", 'Acquire::Languages "none";\n')
-    write_file(tmp / "etc/dpkg/dpkg.cfg.d/90provision-lab-nodoc", DPKG_NODOC)
-    _systemctl(tmp, "enable", "systemd-networkd.service")
-    # Timers that would run apt behind a rollout's back, or poke at disks.
-    _systemctl(tmp, "disable", "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer")
-    remove_tree(BASE_DIR)
-    tmp.rename(BASE_DIR)
-    seconds = time.monotonic() - start
-    write_stamp("base", base_id(), seconds)
-    progress(f"base image: built in {seconds:.1f}s")
-    return seconds
+# Units a bare lab host runs at boot (what the minbase and BASE_PACKAGES enable).
+# Every other unit the lab packages enable is disabled in the image: a fresh
+# machine runs none of those daemons, the playbooks enable what each role needs,
+# and ten hosts boot fast.
+BOOT_UNITS = frozenset({
+    "ssh.service", "getty@.service", "e2scrub_reap.service", "systemd-pstore.service",
+    "systemd-networkd.service", "systemd-networkd.socket", "systemd-network-generator.service",
+    "systemd-networkd-wait-online.service", "remote-fs.target", "dpkg-db-backup.timer",
+})
+# printer-driver-cups-pdf's postinst polls ``lpstat`` for a cupsd that is never
+# started during the build, sleeping 10 s; a stub answers it at once.
+LPSTAT_STUB_HOOK = (
+    'chroot "$1" dpkg-divert --local --rename --divert /usr/bin/lpstat.provision-lab --add /usr/bin/lpstat'
+    ' && printf "#!/bin/sh\\necho scheduler is running\\n" > "$1/usr/bin/lpstat" && chmod 0755 "$1/usr/bin/lpstat"'
+)
+
+
+def _mmdebstrap_argv(root: Path) -> list[str]:
+    argv = [
+        "mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory",
+        f"--include={','.join((*BASE_PACKAGES, *LAB_PACKAGES))}",
+        "--aptopt=APT::Install-Recommends \"false\"",
+        "--aptopt=Acquire::Languages \"none\"",
+        "--dpkgopt=force-unsafe-io",
+        f"--essential-hook={LPSTAT_STUB_HOOK}",
+        # Keep the downloaded .debs: they become the lab's apt repository.
+        "--skip=cleanup/apt/cache",
+    ]
+    argv += [f"--dpkgopt={line}" for line in DPKG_NODOC.splitlines() if not line.startswith("#")]
+    lines = [src.line(suite) for src in debian_sources(SUITE) for suite in src.suites]
+    return [*argv, SUITE, str(root), *lines]
 
 
 def build_golden(progress: Progress) -> float:
-    """Install LAB_PACKAGES from the local repo on top of base, daemons kept down.
-
-    Golden is only the overlay layer above base (hosts mount
-    ``lowerdir=golden:base``), so building it copies nothing and it costs
-    only the disk space of what the packages add.
-    """
+    """mmdebstrap the whole lab image and make its .debs the repository; returns seconds."""
     start = time.monotonic()
     clean_build_dir()
     drop_stamp("golden")
+    drop_stamp("repo")
     log = LOG_DIR / "golden.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    tmp = BUILD_DIR / "golden"
-    layer, root = tmp / "layer", tmp / "root"
-    progress(f"golden image: installing {len(LAB_PACKAGES)} packages from the local repository (log: {log})")
-    mounts.mount_overlay(str(BASE_DIR), layer, tmp / "work", root)
-    try:
-        repo_mount = root / REPO_IN_IMAGE
-        repo_mount.mkdir(parents=True)
-        run(["mount", "--bind", "-o", "ro", str(REPO_DIR), str(repo_mount)])
-        write_file(root / "etc/apt/sources.list", f"deb [trusted=yes] file:/{REPO_IN_IMAGE} ./\n")
-        policy = "#!/bin/sh\n# provision lab build: start no daemon\nexit 101\n"
-        write_file(root / "usr/sbin/policy-rc.d", policy, 0o755)
-        write_file(root / "etc/dpkg/dpkg.cfg.d/90provision-lab-nodoc", DPKG_NODOC)
-        before = enabled_units(root)
-        # printer-driver-cups-pdf's postinst polls ``lpstat`` for a cupsd that
-        # policy-rc.d keeps down, sleeping 10 s; a stub answers it at once.
-        chroot(root, ["dpkg-divert", "--local", "--rename", "--divert", "/usr/bin/lpstat.provision-lab",
-                      "--add", "/usr/bin/lpstat"], log)
-        write_file(root / "usr/bin/lpstat", "#!/bin/sh\necho scheduler is running\n", 0o755)
-        chroot(root, ["apt-get", "update"], log)
-        chroot(root, ["apt-get", "-y", *APT_OPTS, "install", *LAB_PACKAGES, *upgradable(root)], log)
-        (root / "usr/bin/lpstat").unlink()
-        chroot(root, ["dpkg-divert", "--local", "--rename", "--remove", "/usr/bin/lpstat"], log)
-        # A fresh machine runs none of these daemons; the playbooks enable and
-        # start what each role needs.  Keeping them off makes ten hosts boot fast.
-        new_units = sorted(enabled_units(root) - before)
-        _systemctl(root, "disable", *new_units)
-        write_file(
-            root / "etc/provision-lab/disabled-units",
-            "# Units the lab's golden image installed but left disabled:\n" + "".join(f"{u}\n" for u in new_units),
-        )
-        chroot(root, ["apt-get", "clean"], log)
-        (root / "usr/sbin/policy-rc.d").unlink()
-        mounts.unmount(str(repo_mount))
-        repo_mount.rmdir()
-        _common_config(root)
-        sources = f"# provision lab: the lab's own repository\ndeb [trusted=yes] {REPO_URL} ./\n"
-        write_file(root / "etc/apt/sources.list", sources)
-        for leftover in (root / "etc/apt/sources.list.d").glob("*"):
-            leftover.unlink()
-    finally:
-        mounts.unmount_below(tmp)
+    root = BUILD_DIR / "golden"
+    count = len(BASE_PACKAGES) + len(LAB_PACKAGES)
+    progress(f"lab image: mmdebstrap {SUITE} with {count} packages from the host's mirror (log: {log})")
+    run(_mmdebstrap_argv(root), log=log, timeout=1800, cgroup=BUILD_CGROUP, env=CHROOT_ENV)
+    (root / "usr/bin/lpstat").unlink()
+    chroot(root, ["dpkg-divert", "--local", "--rename", "--remove", "/usr/bin/lpstat"], log)
+
+    remove_tree(POOL)
+    debs = move_debs(root / "var/cache/apt/archives")
+    repo.index()
+    for cache in (root / "var/cache/apt").glob("*.bin"):
+        cache.unlink()
+
+    _common_config(root)
+    write_file(root / "etc/ssh/sshd_config.d/provision-lab.conf", SSHD_CONF)
+    write_file(root / "etc/apt/apt.conf.d/90provision-lab", 'Acquire::Languages "none";\n')
+    write_file(root / "etc/dpkg/dpkg.cfg.d/90provision-lab-nodoc", DPKG_NODOC)
+    sources = f"# provision lab: the lab's own repository\ndeb [trusted=yes] {REPO_URL} ./\n"
+    write_file(root / "etc/apt/sources.list", sources)
+    for leftover in (root / "etc/apt/sources.list.d").glob("*"):
+        leftover.unlink()
+    _systemctl(root, "enable", "systemd-networkd.service")
+    daemons = sorted(enabled_units(root) - BOOT_UNITS)
+    _systemctl(root, "disable", *daemons)
+    write_file(
+        root / "etc/provision-lab/disabled-units",
+        "# Units the lab image installed but left disabled:\n" + "".join(f"{u}\n" for u in daemons),
+    )
     remove_tree(GOLDEN_DIR)
-    layer.rename(GOLDEN_DIR)
-    remove_tree(tmp)
+    root.rename(GOLDEN_DIR)
+    remove_tree(LEGACY_BASE_DIR)  # the debootstrap layer of FORMAT 2 images
     seconds = time.monotonic() - start
     write_stamp("golden", golden_id(), seconds)
-    progress(f"golden image: built in {seconds:.1f}s")
+    write_stamp("repo", repo_id(), seconds)
+    progress(f"lab image: {debs} packages, repository indexed, built in {seconds:.1f}s")
     return seconds
 
 
@@ -273,32 +237,22 @@ def build_golden(progress: Progress) -> float:
 class Images:
     """What ``ensure_images`` found or built."""
 
-    lower: str  # overlay lowerdir for hosts: the golden layer above base
+    lower: str  # overlay lowerdir for hosts: the golden image
     golden_id: str
     built: dict[str, float] = field(default_factory=dict)  # image -> build seconds
 
 
 def needs_build() -> bool:
     """True when ensure_images would build something (hosts must be down first)."""
-    return not (
-        stamp_ok("base", base_id(), BASE_DIR)
-        and stamp_ok("repo", repo_id(), REPO_DIR / "Packages")
-        and stamp_ok("golden", golden_id(), GOLDEN_DIR)
-    )
+    return not (stamp_ok("golden", golden_id(), GOLDEN_DIR) and stamp_ok("repo", repo_id(), REPO_DIR / "Packages"))
 
 
 def ensure_images(progress: Progress) -> Images:
-    """Build whatever of base, repo and golden is missing or out of date."""
-    from . import repo  # repo imports this module's helpers
-
-    for tool in ("debootstrap", "apt-ftparchive", "unshare", "chroot", "systemctl"):
+    """Build the image and its repository when missing or out of date."""
+    for tool in ("mmdebstrap", "apt-ftparchive", "unshare", "chroot", "systemctl"):
         if shutil.which(tool) is None:
-            raise LabError(f"{tool} not found: install debootstrap, apt-utils, util-linux and systemd on this machine")
+            raise LabError(f"{tool} not found: install mmdebstrap, apt-utils, util-linux and systemd on this machine")
     built: dict[str, float] = {}
-    if not stamp_ok("base", base_id(), BASE_DIR):
-        built["base"] = build_base(progress)
-    if not stamp_ok("repo", repo_id(), REPO_DIR / "Packages"):
-        built["repo"] = repo.build_repo(progress)
-    if not stamp_ok("golden", golden_id(), GOLDEN_DIR):
+    if needs_build():
         built["golden"] = build_golden(progress)
-    return Images(f"{GOLDEN_DIR}:{BASE_DIR}", golden_id(), built)
+    return Images(str(GOLDEN_DIR), golden_id(), built)

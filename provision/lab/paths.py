@@ -18,9 +18,9 @@ IDENTITY_FILE = STATE_DIR / "id_ed25519"
 KNOWN_HOSTS = STATE_DIR / "known_hosts"
 REPO_LOG = STATE_DIR / "repo-server.log"
 
-BASE_DIR = CACHE_DIR / "base"
 REPO_DIR = CACHE_DIR / "repo"
 GOLDEN_DIR = CACHE_DIR / "golden"
+LEGACY_BASE_DIR = CACHE_DIR / "base"  # the separate debootstrap layer of older lab images; removed
 BUILD_DIR = CACHE_DIR / "build"  # scratch for image builds; wiped before each build
 LOG_DIR = CACHE_DIR / "logs"
 
@@ -33,4 +33,4 @@ REPO_URL = f"http://{BRIDGE_ADDR}:{REPO_PORT}/"
 # cgroup directory (relative to each hierarchy root) holding every lab process.
 CGROUP_ROOT = "lab"
 REPO_CGROUP = f"{CGROUP_ROOT}/_repo"  # '_' cannot occur in a host name
-BUILD_CGROUP = f"{CGROUP_ROOT}/_build"  # debootstrap, apt and dpkg of image builds
+BUILD_CGROUP = f"{CGROUP_ROOT}/_build"  # mmdebstrap, apt and dpkg of image builds

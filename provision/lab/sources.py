@@ -126,11 +126,3 @@ def debian_sources(suite: str, etc_apt: Path = Path("/etc/apt")) -> list[AptSour
             f"{etc_apt}/sources.list.d/; the lab downloads its images from the host's mirror"
         )
     return picked
-
-
-def primary_mirror(suite: str, etc_apt: Path = Path("/etc/apt")) -> AptSource:
-    """The source debootstrap fetches ``suite`` from."""
-    for src in debian_sources(suite, etc_apt):
-        if suite in src.suites:
-            return src
-    raise LabError(f"no apt source for '{suite}'")  # unreachable: debian_sources checked

@@ -34,7 +34,7 @@ DEFAULT_HOSTS = (
 def _why_not() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (mounts, bridge, cgroups, nspawn)"
-    for tool, package in (("systemd-nspawn", "systemd-container"), ("debootstrap", "debootstrap"),
+    for tool, package in (("systemd-nspawn", "systemd-container"), ("mmdebstrap", "mmdebstrap"),
                           ("apt-ftparchive", "apt-utils")):
         if shutil.which(tool) is None:
             return f"{tool} is unavailable (apt-get install {package})"
@@ -57,9 +57,13 @@ def lab_factory() -> Iterator[LabFactory]:
     # beside the lab's other running hosts and the lab is left running at the end.
     keep = bool(os.environ.get("PROVISION_LAB_KEEP"))
 
+    def running() -> set[tuple[str, str]]:
+        return {(h.name, h.address) for h in lab.status().hosts if h.state == "running"}
+
     def start(hosts: Sequence[Host]) -> LabStatus:
         key = tuple(sorted((h.name, h.address) for h in hosts))
-        if current.get("key") != key:
+        # Tests power hosts off or destroy the lab: trust the lab's state, not a memory of it.
+        if current.get("key") != key or not set(key) <= running():
             current["status"] = lab.up(hosts, _progress, add=keep)
             current["key"] = key
         status = current["status"]
@@ -73,9 +77,9 @@ def lab_factory() -> Iterator[LabFactory]:
             lab.down(destroy=True, progress=_progress)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_hosts(lab_factory: LabFactory) -> tuple[Host, ...]:
-    """The default three-host lab, up."""
+    """The default three-host lab, up (checked again for each module: tests destroy it)."""
     lab_factory(DEFAULT_HOSTS)
     return DEFAULT_HOSTS
 

@@ -51,7 +51,6 @@ def test_deb822_and_one_line_sources_are_parsed(tmp_path):
     assert found[0].line("bookworm") == (
         "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] file:///srv/mirror/debian bookworm main"
     )
-    assert sources.primary_mirror("bookworm", tmp_path).uri == "file:///srv/mirror/debian"
     assert sources.parse_one_line((tmp_path / "sources.list").read_text())[0].signed_by == "/k.gpg"
 
 
