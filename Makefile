@@ -69,6 +69,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/validate.py
+	@echo "as root, with the lab: $(BIN)/python bench/lab.py, bench/engine.py, bench/apply.py SPEC [--cold]"
 
 lab-down: venv
 	$(BIN)/provision lab down --destroy

@@ -133,3 +133,21 @@ def test_inputs_digest_covers_vars_and_code_but_never_secrets(tmp_path: Path) ->
     main.write_text("---\n- name: new task\n")
     assert digest(base) != first
     assert mod.converged_request(["app"], {}, str(roles_dir), ignore)["app"]["watch"] is None
+
+
+def test_every_secret_the_engine_passes_stays_out_of_the_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new secret variable must match converged_ignore_vars, or its hash would reach the hosts."""
+    import re
+
+    import yaml
+
+    from provision import secrets, spec
+
+    for name in ("LAB_ADMIN_PW", "LAB_ALICE_PW", "LAB_BOB_PW", "LAB_CAROL_PW"):
+        monkeypatch.setenv(name, "x-Secret-1")
+    ignore = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["converged_ignore_vars"]
+    names = set()
+    for path in ("lab-domain.yml", "lab-workgroup.yml"):
+        names |= set(secrets.secret_vars(spec.load_network(ROOT / "inventories" / path)))
+    assert names >= {"provision_user_passwords", "provision_domain_admin_password"}
+    assert [n for n in names if not re.search(ignore, n)] == []
