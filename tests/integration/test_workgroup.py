@@ -115,8 +115,17 @@ def test_anonymous_guest_and_smb1_are_refused(applied, lab_ssh) -> None:
 
 def test_second_apply_changes_nothing(applied, tmp_path) -> None:
     report = tmp_path / "second.json"
-    code, out = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(report))
+    arts = tmp_path / "artifacts"
+    code, out = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(report),
+                          "--keep-artifacts", str(arts))
     assert code == 0, out
+    # The converged probe gets the wanted Samba passwords on stdin: none may reach the
+    # events, the artifacts or the output.
+    files = [p for p in arts.rglob("*") if p.is_file()]
+    assert files
+    for pw in PASSWORDS.values():
+        assert pw not in out
+        assert not [p for p in files if pw in p.read_text(errors="replace")]
     data = json.loads(report.read_text())
     changed = {h: s["changed"] for h, s in data["hosts"].items()}
     assert changed == {"peer1": 0, "peer2": 0, "peer3": 0}, [o for o in data["outcomes"] if o["status"] == "changed"]
