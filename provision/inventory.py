@@ -19,6 +19,16 @@ from provision.model import Host, Mode, Network, Role, Share
 
 MODE_GROUPS = {Mode.WORKGROUP: "workgroup", Mode.DOMAIN: "domain"}
 
+# The play of each host role, a file of playbooks/ (site.yml imports them in the default order).
+PLAYS = {
+    Role.DOMAIN_CONTROLLER: "domain_controllers.yml",
+    Role.FILE_SERVER: "file_servers.yml",
+    Role.MAIL_SERVER: "mail_servers.yml",
+    Role.DATABASE_SERVER: "database_servers.yml",
+    Role.WORKSTATION: "workstations.yml",
+    Role.PEER: "peers.yml",
+}
+
 
 def _share(s: Share) -> dict[str, Any]:
     return {
@@ -161,6 +171,18 @@ def build_inventory(network: Network, hosts: Iterable[Host] | None = None) -> di
             "children": {MODE_GROUPS[network.mode]: {"children": roles}},
         }
     }
+
+
+def rollout_playbook(network: Network, playbooks: Path) -> list[dict[str, str]]:
+    """site.yml in the spec's ``rollout.order``: one import per role play.
+
+    Roles in the order with no hosts cost nothing (their group is empty); the rules
+    make sure every role that has hosts is in the order, domain controllers first.
+    """
+    return [
+        {"name": f"Rollout step {i}: {role.value}", "ansible.builtin.import_playbook": str(playbooks / PLAYS[role])}
+        for i, role in enumerate(network.rollout.order, 1)
+    ]
 
 
 def ansible_settings(network: Network, forks: int, fact_cache: Path) -> dict[str, str]:

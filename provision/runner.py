@@ -23,10 +23,11 @@ from types import FrameType
 from typing import Any
 
 import ansible_runner
+import yaml
 
 from provision import secrets
 from provision.errors import ApplyError, Interrupted, ProvisionError
-from provision.inventory import ansible_settings, build_inventory, default_forks, select_hosts
+from provision.inventory import ansible_settings, build_inventory, default_forks, rollout_playbook, select_hosts
 from provision.model import Network
 from provision.resources import playbooks_dir
 
@@ -329,6 +330,11 @@ def run(
         rollout["provision_full"] = True
     private = Path(tempfile.mkdtemp(prefix="provision-run-"))
     try:
+        playbook = options.playbook
+        if playbook == "site.yml":
+            # site.yml's plays in the spec's rollout order (the private dir is removed afterwards).
+            playbook = str(private / "rollout.yml")
+            Path(playbook).write_text(yaml.safe_dump(rollout_playbook(network, playbooks_dir()), sort_keys=False))
         with (
             secrets.hidden_env(secrets.env_names(network)),
             secrets.secrets_file({**rollout, **secret_values, **options.extra_vars}) as secrets_path,
@@ -338,7 +344,7 @@ def run(
             runner = ansible_runner.run(
                 private_data_dir=str(private),
                 project_dir=str(playbooks_dir()),
-                playbook=options.playbook,
+                playbook=playbook,
                 inventory=inventory,
                 envvars=envvars,
                 cmdline=" ".join(cmdline),

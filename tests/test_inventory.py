@@ -94,3 +94,36 @@ def test_written_inventory_works_with_plain_ansible(tmp_path: Path) -> None:
     assert listed["_meta"]["hostvars"]["ws01"]["provision_role"] == "workstation"
     assert listed["_meta"]["hostvars"]["ws01"]["provision_domain_netbios"] == "BRANCH"
     assert set(listed["domain"]["children"]) == {r.value for r in Role if r is not Role.PEER}
+
+
+def test_each_role_has_one_play_and_site_imports_them_in_the_default_order() -> None:
+    from provision.inventory import PLAYS
+    from provision.model import DEFAULT_ORDER
+
+    assert set(PLAYS) == set(Role)
+    for role, name in PLAYS.items():
+        plays = yaml.safe_load((ROOT / "playbooks" / name).read_text())
+        assert [p["hosts"] for p in plays] == [role.value], name
+    site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
+    assert [p["ansible.builtin.import_playbook"] for p in site] == [PLAYS[r] for r in DEFAULT_ORDER]
+
+
+def test_apply_follows_the_spec_rollout_order(tmp_path: Path) -> None:
+    import dataclasses
+
+    from provision.inventory import PLAYS, rollout_playbook
+
+    network = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+    order = (Role.DOMAIN_CONTROLLER, Role.WORKSTATION, Role.FILE_SERVER)
+    custom = dataclasses.replace(network, rollout=dataclasses.replace(network.rollout, order=order))
+    steps = rollout_playbook(custom, ROOT / "playbooks")
+    assert [Path(s["ansible.builtin.import_playbook"]).name for s in steps] == [PLAYS[r] for r in order]
+    assert all(Path(s["ansible.builtin.import_playbook"]).is_file() for s in steps)
+    # And ansible-playbook accepts the generated file as it is.
+    pb = tmp_path / "rollout.yml"
+    pb.write_text(yaml.safe_dump(steps, sort_keys=False))
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "--syntax-check", "-i", "localhost,", str(pb)],
+        capture_output=True, text=True, check=False, cwd=ROOT / "playbooks",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
