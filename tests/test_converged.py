@@ -151,3 +151,13 @@ def test_every_secret_the_engine_passes_stays_out_of_the_inputs(monkeypatch: pyt
         names |= set(secrets.secret_vars(spec.load_network(ROOT / "inventories" / path)))
     assert names >= {"provision_user_passwords", "provision_domain_admin_password"}
     assert [n for n in names if not re.search(ignore, n)] == []
+
+
+def test_unverifiable_passwords_make_the_role_dirty(host: dict[str, Any]) -> None:
+    """Wanted Samba passwords that cannot be checked (no python3-samba or pdbedit here) never pass as clean."""
+    probe(host["state"], host["roles"], record=["app"])
+    roles = {"app": dict(host["roles"]["app"], passwords={"alice": "S3cret-pw"})}
+    if importlib.util.find_spec("samba") is not None:
+        pytest.skip("python3-samba is installed on this machine")
+    answer = probe(host["state"], roles)
+    assert answer["dirty"] == ["app"] and answer["reasons"]["app"] == "a Samba password differs"

@@ -143,7 +143,10 @@ def samba_passwords(wanted):
         from samba.credentials import Credentials  # python3-samba, present once Samba is
     except ImportError:
         return False
-    res = subprocess.run(["pdbedit", "-L", "-w"], capture_output=True, text=True, env=ENV, check=False)
+    try:
+        res = subprocess.run(["pdbedit", "-L", "-w"], capture_output=True, text=True, env=ENV, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
     stored = {}
     for line in res.stdout.splitlines():
         fields = line.split(":")
