@@ -9,8 +9,9 @@ DEMO_ENV ?= /var/lib/provision/lab/demo.env
 # Debian packages the controller needs: the venv, SSH, and the lab (nspawn, mmdebstrap, the
 # local apt repository). The real clients the tests check with run inside the lab's hosts;
 # libfaketime lets a test skew one lab host's clock (containers share the kernel's clock).
-HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client mmdebstrap systemd-container \
-	apt-utils iproute2 iputils-ping util-linux mount libfaketime
+# gpg and libdpkg-perl are what mmdebstrap recommends to pick and check the archive keyring.
+HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client mmdebstrap gpg libdpkg-perl \
+	systemd-container apt-utils iproute2 iputils-ping util-linux mount libfaketime
 
 .PHONY: help deps venv demo demo-plan test test-unit test-lab lint bench clean lab-down
 
