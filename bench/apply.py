@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from provision import lab, spec  # noqa: E402
-from provision.lab.paths import CACHE_DIR, GOLDEN_DIR, LEGACY_BASE_DIR, REPO_DIR  # noqa: E402
-from provision.lab.util import remove_tree  # noqa: E402
+from provision.lab import image  # noqa: E402
 from provision.secrets import env_names as secret_env_names  # noqa: E402
 
 
@@ -54,10 +53,7 @@ def main() -> None:
           f" ({len(network.hosts)} hosts, {network.mode.value})")
     lab.down(destroy=True)
     if args.cold:
-        for path in (LEGACY_BASE_DIR, REPO_DIR, GOLDEN_DIR):
-            remove_tree(path)
-        for name in ("base", "repo", "golden"):
-            (CACHE_DIR / f"{name}.json").unlink(missing_ok=True)
+        image.wipe_cache()
     try:
         start = time.monotonic()
         lab.up(network.hosts)

@@ -19,8 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provision import lab
 from provision.lab import cgroups, image
-from provision.lab.paths import CACHE_DIR, GOLDEN_DIR, LEGACY_BASE_DIR, REPO_DIR
-from provision.lab.util import remove_tree
 from provision.model import Host, Role
 
 
@@ -50,10 +48,7 @@ def lab_pss_mib():
 
 def cold_build():
     lab.down(destroy=True)
-    for path in (LEGACY_BASE_DIR, REPO_DIR, GOLDEN_DIR):
-        remove_tree(path)
-    for name in ("base", "repo", "golden"):
-        (CACHE_DIR / f"{name}.json").unlink(missing_ok=True)
+    image.wipe_cache()
     start = time.monotonic()
     image.ensure_images(lambda m: print(f"  {m}", file=sys.stderr))
     total = time.monotonic() - start

@@ -43,7 +43,6 @@ SSHD_CONF = (
     "UseDNS no\n"
     "GSSAPIAuthentication no\n"
 )
-REPO_IN_IMAGE = "var/tmp/provision-lab-repo"
 # Lab hosts need no manuals, docs or translations; skipping them makes dpkg
 # write a third fewer files, which is most of what installing costs here.
 DPKG_NODOC = (
@@ -66,10 +65,6 @@ def golden_id() -> str:
     return _digest("golden", FORMAT, SUITE, sorted(BASE_PACKAGES), sorted(LAB_PACKAGES))
 
 
-def repo_id() -> str:
-    return _digest("repo", golden_id())
-
-
 def _stamp(name: str) -> Path:
     return REPO_DIR.parent / f"{name}.json"
 
@@ -89,6 +84,21 @@ def write_stamp(name: str, ident: str, seconds: float) -> None:
 
 def drop_stamp(name: str) -> None:
     _stamp(name).unlink(missing_ok=True)
+
+
+def remove_legacy() -> None:
+    """What FORMAT 2 builds left: the separate debootstrap layer and its stamps."""
+    remove_tree(LEGACY_BASE_DIR)
+    for name in ("base", "repo"):
+        drop_stamp(name)
+
+
+def wipe_cache() -> None:
+    """Remove the cached image and repository, so the next ``lab up`` builds them (benchmarks)."""
+    remove_legacy()
+    remove_tree(REPO_DIR)
+    remove_tree(GOLDEN_DIR)
+    drop_stamp("golden")
 
 
 def chroot(root: Path, argv: list[str], log: Path, timeout: float = 1800) -> None:
@@ -191,7 +201,6 @@ def build_golden(progress: Progress) -> float:
     start = time.monotonic()
     clean_build_dir()
     drop_stamp("golden")
-    drop_stamp("repo")
     log = LOG_DIR / "golden.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
@@ -225,10 +234,9 @@ def build_golden(progress: Progress) -> float:
     )
     remove_tree(GOLDEN_DIR)
     root.rename(GOLDEN_DIR)
-    remove_tree(LEGACY_BASE_DIR)  # the debootstrap layer of FORMAT 2 images
+    remove_legacy()
     seconds = time.monotonic() - start
     write_stamp("golden", golden_id(), seconds)
-    write_stamp("repo", repo_id(), seconds)
     progress(f"lab image: {debs} packages, repository indexed, built in {seconds:.1f}s")
     return seconds
 
@@ -244,7 +252,8 @@ class Images:
 
 def needs_build() -> bool:
     """True when ensure_images would build something (hosts must be down first)."""
-    return not (stamp_ok("golden", golden_id(), GOLDEN_DIR) and stamp_ok("repo", repo_id(), REPO_DIR / "Packages"))
+    # The repository is written by the same build as the image: one stamp covers both.
+    return not (stamp_ok("golden", golden_id(), GOLDEN_DIR) and (REPO_DIR / "Packages").is_file())
 
 
 def ensure_images(progress: Progress) -> Images:

@@ -18,7 +18,7 @@ from typing import Any
 
 @functools.lru_cache(maxsize=64)
 def _tree_digest(path: str) -> str:
-    """Digest of a role directory: a new provision release re-runs its roles once."""
+    """Digest of every file under ``path`` (playbooks/): a new provision release re-runs the roles once."""
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
