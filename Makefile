@@ -52,7 +52,13 @@ demo: deps venv $(DEMO_ENV)
 	$(BIN)/provision apply $(SPEC); \
 	$(BIN)/provision verify $(SPEC); \
 	echo "demo: $(SPEC) applied and verified in $$(( $$(date +%s) - start )) s"; \
-	echo "try:       $(BIN)/provision lab ssh peer1 smbclient -L //peer2 -U alice"; \
+	mode=$$($(BIN)/provision plan $(SPEC) --format json | $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["mode"])'); \
+	if [ "$$mode" = domain ]; then \
+	  echo "try:       $(BIN)/provision lab ssh ws1 getent passwd alice   (a domain user, resolved through sssd)"; \
+	  echo "           $(BIN)/provision lab ssh ws1 smbclient -L //fs1 -U alice"; \
+	else \
+	  echo "try:       $(BIN)/provision lab ssh peer1 smbclient -L //peer2 -U alice"; \
+	fi; \
 	echo "passwords: $(DEMO_ENV)"; \
 	echo "tear down: make lab-down   (or $(BIN)/provision lab down --destroy)"
 
@@ -64,7 +70,7 @@ test-unit: venv
 
 lint: venv
 	$(BIN)/ruff check provision tests bench
-	$(BIN)/ruff format --check provision || true
+	$(BIN)/ruff format --check provision
 	$(BIN)/mypy
 	cd playbooks && ../$(BIN)/yamllint . && ../$(BIN)/ansible-lint --profile production
 

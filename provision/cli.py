@@ -23,12 +23,13 @@ from provision.resources import schemas_dir, starters_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
 def report_options(f: F) -> F:
     """--report-json and --junit, the same for every command that reports to CI."""
     f = click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")(f)
-    return click.option(
-        "--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report."
-    )(f)
+    return click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report.")(
+        f
+    )
 
 
 spec_argument = click.argument(
@@ -239,15 +240,13 @@ def init(mode: str, output: Path | None, force: bool) -> None:
 )
 @click.option("--limit", help="Comma-separated host names to include.")
 def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> None:
-    """Render the Ansible inventory (usable with plain ansible-playbook)."""
-    import yaml
-
+    """Render the Ansible inventory (usable with plain ansible-playbook; every string !unsafe)."""
     from provision import inventory
 
     network = _load(spec_path)
     hosts = _targets(network, limit)
     if out_dir is None:
-        click.echo(yaml.safe_dump(inventory.build_inventory(network, hosts), sort_keys=False), nl=False)
+        click.echo(inventory.dump_unsafe(inventory.build_inventory(network, hosts)), nl=False)
         return
     for path in inventory.write_inventory(network, out_dir, hosts):
         click.echo(f"wrote {path}")
@@ -373,14 +372,29 @@ class _LiveProgress:
 @click.option("--retry-failed", is_flag=True, help="Only the hosts that failed or were unreachable last run.")
 @click.option("--tags", help="Comma-separated Ansible tags to run.")
 @click.option("--playbook", default="site.yml", show_default=True, help="Playbook of playbooks/ to run.")
-@click.option("--unjoin", "unjoin", metavar="HOSTS",
-              help="Comma-separated members to take out of the domain cleanly (runs playbooks/unjoin.yml).")
-@click.option("-e", "--extra-var", "extra_var", multiple=True, metavar="KEY=VALUE",
-              help="Extra variable for the playbook (value read as YAML). Never a secret: use the spec's references.")
+@click.option(
+    "--unjoin",
+    "unjoin",
+    metavar="HOSTS",
+    help="Comma-separated members to take out of the domain cleanly (runs playbooks/unjoin.yml).",
+)
+@click.option(
+    "-e",
+    "--extra-var",
+    "extra_var",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra variable for the playbook (value read as YAML). Never a secret: use the spec's references.",
+)
 @click.option("--skip-preflight", is_flag=True, help="Do not run the SSH preflight first.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys in preflight.")
-@click.option("--full", is_flag=True,
-              help="Run every role in full, even those whose hosts are already converged.")
+@click.option("--full", is_flag=True, help="Run every role in full, even those whose hosts are already converged.")
+@click.option(
+    "--no-secrets",
+    is_flag=True,
+    help="With --check: resolve and send no secret (for untrusted specs, e.g. pull requests); "
+    "steps that need one are reported as unknown.",
+)
 @report_options
 @click.option(
     "--keep-artifacts",
@@ -403,12 +417,15 @@ def apply(
     unjoin: str | None,
     extra_var: tuple[str, ...],
     full: bool,
+    no_secrets: bool,
 ) -> None:
     """Configure the hosts: preflight, then the playbooks through ansible-runner."""
     from provision import report, runner
     from provision.errors import PreflightError
     from provision.model import Mode
 
+    if no_secrets and not check:
+        raise click.UsageError("--no-secrets is for dry runs: add --check")
     network = _load(spec_path)
     if unjoin:
         if network.mode is not Mode.DOMAIN:
@@ -429,6 +446,7 @@ def apply(
         keep_artifacts=keep_artifacts,
         extra_vars=_extra_vars(extra_var),
         full=full,
+        no_secrets=no_secrets,
     )
     try:
         result = runner.run(network, options, progress=live)

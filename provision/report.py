@@ -42,6 +42,11 @@ def run_summary(result: RunResult) -> str:
     failures = result.failures()
     if failures:
         text += "\n\nFailures:\n" + "\n".join(f"  {o.host}: [{o.task}] {o.message}" for o in failures)
+    unknown = result.unknowns()
+    if unknown:
+        text += "\n\nUnknown without secrets (--no-secrets):\n" + "\n".join(
+            f"  {o.host}: [{o.task.removeprefix('Unknown without secrets: ')}] {o.message}" for o in unknown
+        )
     totals = {
         "hosts": len(result.hosts),
         "changed": sum(s.changed for s in result.hosts.values()),
@@ -73,6 +78,8 @@ def run_junit(result: RunResult, name: str = "provision apply") -> ET.ElementTre
             failures += 1
             f = ET.SubElement(case, "failure", type=o.status, message=o.message[:500])
             f.text = o.message
+        elif o.status == "unknown":
+            ET.SubElement(case, "skipped", message=f"unknown without secrets: {o.message[:400]}")
         elif o.diff:
             ET.SubElement(case, "system-out").text = o.diff
     for host in sorted(set(result.hosts) - touched):

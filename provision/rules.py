@@ -7,9 +7,13 @@ skipped rather than reported twice. Host ranges are expanded here, once.
 
 from __future__ import annotations
 
+import json
+import os
+import posixpath
 import re
 import socket
-from collections.abc import Mapping, Sequence
+import stat
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,7 +134,7 @@ def _is_bad(path: str, bad: set[str]) -> bool:
 
 def range_size(name: str) -> int | None:
     """How many hosts a range name makes, without making them; None if not a range."""
-    m = _RANGE.match(name)
+    m = _RANGE.fullmatch(name)
     if m is None:
         return None
     return max(0, int(m["end"]) - int(m["start"]) + 1)
@@ -138,7 +142,7 @@ def range_size(name: str) -> int | None:
 
 def expand_range(name: str) -> list[str] | None:
     """'ws[001:250]' -> ['ws001', ..., 'ws250'] (width of START kept); None if not a range."""
-    m = _RANGE.match(name)
+    m = _RANGE.fullmatch(name)
     if m is None:
         return None
     start, end = m["start"], m["end"]
@@ -246,8 +250,10 @@ def _address_pool(address: str, count: int, path: str, found: Found) -> list[int
 # --------------------------------------------------------------------------- rules
 
 
-def cross_check(data: Mapping[str, Any], bad: set[str]) -> Found:
-    """Apply every cross-host rule; return errors, warnings and expanded hosts."""
+def cross_check(data: Mapping[str, Any], bad: set[str], base_dir: Path | None = None) -> Found:
+    """Apply every cross-host rule; return errors, warnings and expanded hosts.
+
+    ``base_dir`` is the spec's folder: relative secret and SSH files are checked against it."""
     found = Found()
     network = _dict(data.get("network"))
     mode = network.get("mode") if "network.mode" not in bad else None
@@ -256,8 +262,11 @@ def cross_check(data: Mapping[str, Any], bad: set[str]) -> Found:
 
     _check_subnets(network, bad, found)
     _check_roles(mode, hosts, bad, found)
-    users, groups = _check_directory(data, mode, found)
-    _check_shares(data, hosts, users, groups, mode, found)
+    _check_host_names(data, mode, found)
+    users, groups = _check_directory(data, mode, bad, found)
+    _check_shares(data, hosts, users, groups, mode, bad, found)
+    _check_users(data, bad, found)
+    check_local_files(data, base_dir, found)
     if mode == "domain":
         _check_domain(data, hosts, found)
     elif mode == "workgroup" and "domain" in data:
@@ -313,13 +322,15 @@ def _check_roles(mode: Any, hosts: list[Any], bad: set[str], found: Found) -> No
             found.warn(f"hosts[{i}].client", "'client' only applies to workstations; file servers always use winbind")
 
 
-def _check_directory(data: Mapping[str, Any], mode: Any, found: Found) -> tuple[set[str], set[str]]:
+def _check_directory(data: Mapping[str, Any], mode: Any, bad: set[str], found: Found) -> tuple[set[str], set[str]]:
     groups: set[str] = set()
     for j, g in enumerate(_list(data.get("groups"))):
         name = _dict(g).get("name")
         if isinstance(name, str):
             if name in groups:
                 found.error(f"groups[{j}].name", f"duplicate group '{name}'")
+            elif f"groups[{j}].name" not in bad and (why := _reserved_account(name, "group")):
+                found.error(f"groups[{j}].name", why)
             groups.add(name)
     users: set[str] = set()
     for j, u in enumerate(_list(data.get("users"))):
@@ -333,8 +344,8 @@ def _check_directory(data: Mapping[str, Any], mode: Any, found: Found) -> tuple[
                     f"users[{j}].name",
                     f"'{name}' is both a user and a group; account names must be unique",
                 )
-            if name in ("root", "administrator", "guest", "nobody", "krbtgt"):
-                found.error(f"users[{j}].name", f"'{name}' is a built-in account and cannot be managed")
+            if f"users[{j}].name" not in bad and (why := _reserved_account(name, "user")):
+                found.error(f"users[{j}].name", why)
             users.add(name)
         for k, g in enumerate(_list(u.get("groups"))):
             if isinstance(g, str) and g not in groups:
@@ -363,14 +374,23 @@ def _share_sites(
 
 
 def _check_shares(
-    data: Mapping[str, Any], hosts: list[Any], users: set[str], groups: set[str], mode: Any, found: Found
+    data: Mapping[str, Any],
+    hosts: list[Any],
+    users: set[str],
+    groups: set[str],
+    mode: Any,
+    bad: set[str],
+    found: Found,
 ) -> None:
     names = {e.name for e in found.hosts} if data.get("shares") else set()
     for j, s in enumerate(_list(data.get("shares"))):
         for k, n in enumerate(_list(_dict(s).get("hosts"))):
             if isinstance(n, str) and n not in names:
                 found.error(f"shares[{j}].hosts[{k}]", f"host '{n}' is not declared under hosts")
+    # Per host entry: smb.conf section names (lower case) -> where they were declared.
     per_host: dict[int, dict[str, str]] = {}
+    # Per host entry: share paths -> where they were declared (nested shares bypass ACLs).
+    paths_of: dict[int, dict[str, str]] = {}
     for path, share, idx in _share_sites(data, hosts, found):
         for key in ("users",):
             for k, n in enumerate(_list(share.get(key))):
@@ -395,6 +415,18 @@ def _check_shares(
         if share.get("guest_ok") and mode == "domain":
             found.warn(f"{path}.guest_ok", "guest access in a domain bypasses its central security policy")
         name = share.get("name")
+        if isinstance(name, str) and f"{path}.name" not in bad and (why := _reserved_share(name, mode, "share")):
+            found.error(f"{path}.name", why)
+        share_path = share.get("path")
+        if isinstance(share_path, str) and f"{path}.path" not in bad and not _HOSTILE.search(share_path):
+            if (why := _share_path_problem(share_path)) is not None:
+                found.error(f"{path}.path", why)
+                share_path = None
+        else:
+            share_path = None
+        comment = share.get("comment")
+        if isinstance(comment, str) and (why := _smb_text_problem(comment)) is not None:
+            found.error(f"{path}.comment", f"the comment {why}")
         for i in idx:
             host = _dict(hosts[i])
             role = host.get("role")
@@ -410,23 +442,119 @@ def _check_shares(
                 if key in seen:
                     found.error(
                         f"{path}.name",
-                        f"share '{name}' is declared twice on host '{host.get('name')}' (also {seen[key]})",
+                        f"share '{name}' is declared twice on host '{host.get('name')}' (also {seen[key]}); "
+                        "smb.conf section names are case-insensitive",
                     )
                 else:
                     seen[key] = path
+            if share_path is not None:
+                _nested_share(share_path, path, paths_of.setdefault(i, {}), host, found)
     for i, h in enumerate(hosts):
         if type(h) is not dict or "printers" not in h:
             continue
         for j, _p in enumerate(_list(h.get("printers"))):
             if h.get("role") not in (None, "peer", "file_server"):
                 found.error(f"hosts[{i}].printers[{j}]", "only peers and file servers share printers")
+        sections = per_host.setdefault(i, {})
         for j, p in enumerate(_list(h.get("printers"))):
+            where = f"hosts[{i}].printers[{j}]"
             for k, n in enumerate(_list(_dict(p).get("users"))):
                 if isinstance(n, str) and n not in users:
-                    found.error(f"hosts[{i}].printers[{j}].users[{k}]", f"user '{n}' is not declared under users")
+                    found.error(f"{where}.users[{k}]", f"user '{n}' is not declared under users")
             for k, n in enumerate(_list(_dict(p).get("groups"))):
                 if isinstance(n, str) and n not in groups:
-                    found.error(f"hosts[{i}].printers[{j}].groups[{k}]", f"group '{n}' is not declared under groups")
+                    found.error(f"{where}.groups[{k}]", f"group '{n}' is not declared under groups")
+            _check_printer(_dict(p), where, mode, bad, sections, h, found)
+
+
+def _check_printer(
+    printer: Mapping[str, Any],
+    where: str,
+    mode: Any,
+    bad: set[str],
+    sections: dict[str, str],
+    host: Mapping[str, Any],
+    found: Found,
+) -> None:
+    name = printer.get("name")
+    if isinstance(name, str) and f"{where}.name" not in bad:
+        if (why := _reserved_share(name, mode, "printer")) is not None:
+            found.error(f"{where}.name", why)
+        elif name.lower() in sections:
+            other = sections[name.lower()]
+            kind = "printer" if ".printers[" in other else "share"
+            found.error(
+                f"{where}.name",
+                f"printer '{name}' has the name of a {kind} on host '{host.get('name')}' ({other}); "
+                "smb.conf section names are case-insensitive, so one would replace the other",
+            )
+        else:
+            sections[name.lower()] = where
+    description = printer.get("description")
+    if isinstance(description, str) and (why := _smb_text_problem(description)) is not None:
+        found.error(f"{where}.description", f"the description {why}")
+    uri = printer.get("uri")
+    if isinstance(uri, str) and f"{where}.uri" not in bad and not _HOSTILE.search(uri) and (why := _uri_problem(uri)):
+        found.error(f"{where}.uri", why)
+
+
+def _nested_share(path: str, where: str, seen: dict[str, str], host: Mapping[str, Any], found: Found) -> None:
+    """A share inside another share on the same host is reachable through the outer one,
+    with the outer one's access rules: a warning, it is sometimes meant."""
+    for other, other_where in seen.items():
+        if other == path:
+            if other_where != where:
+                found.warn(f"{where}.path", f"{path} is also shared by {other_where} on host '{host.get('name')}'")
+            return
+        if path.startswith(other + "/") or other.startswith(path + "/"):
+            inner, outer = (where, other_where) if path.startswith(other + "/") else (other_where, where)
+            found.warn(
+                f"{where}.path",
+                f"{inner} lies inside {outer} on host '{host.get('name')}': its files are reachable through "
+                f"{outer} with {outer}'s access rules",
+            )
+            break
+    seen[path] = where
+
+
+def _check_host_names(data: Mapping[str, Any], mode: Any, found: Found) -> None:
+    reported: set[int] = set()
+    workgroup = None
+    network = _dict(data.get("network"))
+    if mode == "workgroup":
+        wg = network.get("workgroup")
+        name = network.get("name")
+        if isinstance(wg, str) and wg:
+            workgroup = wg
+        elif isinstance(name, str):
+            workgroup = name.upper()[:NETBIOS_MAX]
+    lowered = {h.name.lower() for h in found.hosts}
+    if not (lowered & RESERVED_HOST_NAMES) and (workgroup is None or workgroup.lower() not in lowered):
+        return  # the common case, without a call per host
+    for h in found.hosts:
+        if h.index in reported:
+            continue
+        why = _reserved_host(h.name)
+        if why is None and workgroup is not None and h.name.upper() == workgroup:
+            why = (
+                f"host name '{h.name}' equals the workgroup name '{workgroup}'; NetBIOS names of hosts and "
+                "the workgroup must differ (set network.workgroup or rename the host)"
+            )
+        if why is not None:
+            reported.add(h.index)
+            found.error(f"hosts[{h.index}].name", why)
+
+
+def _check_users(data: Mapping[str, Any], bad: set[str], found: Found) -> None:
+    for j, u in enumerate(_list(data.get("users"))):
+        u = _dict(u)
+        shell = u.get("shell")
+        if isinstance(shell, str) and f"users[{j}].shell" not in bad and not _HOSTILE.search(shell):
+            why = _path_form(shell)
+            if why is None and (":" in shell or "," in shell):
+                why = f"{clip(shell)} contains ':' or ',', which separate the fields of /etc/passwd"
+            if why is not None:
+                found.error(f"users[{j}].shell", why)
 
 
 def _check_domain(data: Mapping[str, Any], hosts: list[Any], found: Found) -> None:
@@ -477,6 +605,7 @@ def _check_policies(data: Mapping[str, Any], mode: Any, bad: set[str], found: Fo
     min_age, max_age = password.get("min_age_days", 1), password.get("max_age_days", 90)
     if isinstance(min_age, int) and isinstance(max_age, int) and max_age and min_age >= max_age:
         found.error("policies.password.min_age_days", "the minimum password age must be below the maximum age")
+    _check_firewall(data, _dict(policies.get("firewall")), bad, found)
     smb = _dict(policies.get("smb"))
     if mode == "domain" and smb.get("signing") == "auto":
         found.error("policies.smb.signing", "a domain always requires SMB signing ('mandatory')")
@@ -490,6 +619,450 @@ def _check_policies(data: Mapping[str, Any], mode: Any, bad: set[str], found: Fo
         missing = sorted(r for r in present if r in {x.value for x in Role} and r not in order)
         if missing:
             found.error("rollout.order", f"rollout.order leaves out roles present in hosts: {', '.join(missing)}")
+
+
+WIDE_PREFIX = 8  # a firewall source wider than a /8 is (nearly) the whole internet
+
+
+def _check_firewall(data: Mapping[str, Any], firewall: Mapping[str, Any], bad: set[str], found: Found) -> None:
+    """Sources the firewall admits SSH and SMB from: warn when one is wider than a /8."""
+    if firewall.get("enabled") is False:
+        return
+    allow = _list(firewall.get("allow_from"))
+    if allow:
+        sources = [(f"policies.firewall.allow_from[{j}]", v) for j, v in enumerate(allow)]
+    else:  # the default: the network's own subnets
+        sources = [(f"network.subnets[{j}]", v) for j, v in enumerate(_list(_dict(data.get("network")).get("subnets")))]
+    for where, text in sources:
+        parsed = parse_cidr(text) if isinstance(text, str) and where not in bad else None
+        if parsed is None or parsed[1] >= WIDE_PREFIX:
+            continue
+        size = "every IPv4 address (the whole internet)" if parsed[1] == 0 else f"{2 ** (32 - parsed[1]):,} addresses"
+        via = "" if allow else " (the firewall admits the network's subnets when policies.firewall.allow_from is empty)"
+        found.warn(
+            where,
+            f"{text} admits SSH and SMB from {size}{via}; list only the subnets that need access",
+        )
+
+
+# --------------------------------------------------------------------------- hostile input
+#
+# The spec crosses a trust boundary: its strings end up in smb.conf, /etc/passwd, CUPS,
+# the Ansible inventory (where Jinja is evaluated) and the terminal. The rules below close
+# whole classes of values rather than single examples; ``check_strings`` in particular
+# walks every string of the parsed spec, keys included, so a field added later is covered
+# without anyone remembering to add it here.
+
+CLIP = 80  # longest piece of a value quoted back in a message
+
+
+def clip(value: object, limit: int = CLIP) -> str:
+    """``repr`` of a value for a message, cut to about ``limit`` characters with an ellipsis."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # used with fullmatch: "$" would allow a final "\n"
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """``hosts[3].address``; keys that are not plain names are quoted: ``network['a.b']``.
+
+    Parts longer than CLIP are cut, so a hostile key cannot make a message unbounded."""
+    out = ""
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        elif isinstance(part, str) and len(part) <= CLIP and _PLAIN_KEY.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{clip(str(part))}]"
+    return out or "(root)"
+
+
+# C0 controls (tab, line feed and carriage return included), DEL, C1 controls, the Unicode
+# line and paragraph separators, bidirectional embeddings/overrides/isolates ("Trojan
+# Source" reordering), lone surrogates (not encodable as UTF-8), and the three Jinja
+# opening delimiters. Closers ('}}', '%}', '#}') are harmless without an opener.
+_HOSTILE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]|\\{[{%#]")
+_CHAR_NAMES = {"\n": "a line feed (\\n)", "\r": "a carriage return (\\r)", "\t": "a tab (\\t)", "\x00": "a NUL byte"}
+
+
+def _hostile_text(value: str) -> str | None:
+    """Why a string of the spec is refused, or None. Only called on a regex hit."""
+    m = _HOSTILE.search(value)
+    if m is None:
+        return None
+    hit, at = m.group(), m.start()
+    if hit.startswith("{"):
+        return (
+            f"contains {hit!r} at position {at}, a Jinja template delimiter: Ansible would evaluate it "
+            "(e.g. {{ lookup('pipe', 'id') }} runs a command on the controller); remove it"
+        )
+    if "\ud800" <= hit <= "\udfff":
+        what = f"a lone surrogate U+{ord(hit):04X} (not a character, not encodable as UTF-8)"
+    else:
+        what = _CHAR_NAMES.get(hit) or f"the control or layout character U+{ord(hit):04X}"
+    return (
+        f"contains {what} at position {at}; every value of a spec is one line of plain text "
+        "(a line break would add lines to smb.conf, /etc/passwd or the inventory); remove it"
+    )
+
+
+# _HOSTILE as it shows in compact JSON (ensure_ascii off): C0 controls are escaped there
+# as \n or \u00XX; an escaped backslash before such a letter is a false alarm the walk sorts out.
+_HOSTILE_JSON = re.compile("\\\\[nrtbfu]|" + _HOSTILE.pattern)
+
+
+def check_strings(data: Any) -> list[Problem]:
+    """Every string of the spec, at any depth and keys included, free of control
+    characters and Jinja delimiters. Iterative (no recursion limit); paths are built only
+    for what is reported."""
+    try:  # fast path: one C-speed dump and one search; the walk only when it finds something
+        if not _HOSTILE_JSON.search(json.dumps(data, ensure_ascii=False, check_circular=False)):
+            return []
+    except (TypeError, ValueError, RecursionError):
+        pass  # not plain JSON (or too deep for the C encoder): walk it
+    out: list[Problem] = []
+    search = _HOSTILE.search
+    # Each entry: (container, its path as a linked list (parent link, key) or None).
+    stack: list[tuple[Any, Any]] = [(data, None)]
+    if isinstance(data, str):
+        stack = []
+        if search(data):
+            out.append(Problem("(root)", f"the spec is the string {clip(data)}, which {_hostile_text(data)}"))
+    visited: set[int] = set()
+    while stack:
+        node, link = stack.pop()
+        if id(node) in visited:  # shared or cyclic containers (only from callers, never from YAML)
+            continue
+        visited.add(id(node))
+        if type(node) is dict:
+            items: Any = node.items()
+        elif type(node) is list:
+            items = enumerate(node)
+        else:
+            continue
+        for key, value in items:
+            if type(key) is str and search(key):
+                out.append(Problem(_linked_path(link, key), f"the field name {clip(key)} {_hostile_text(key)}"))
+            tv = type(value)
+            if tv is str:
+                if search(value):
+                    out.append(Problem(_linked_path(link, key), f"{clip(value)} {_hostile_text(value)}"))
+            elif tv is dict or tv is list:
+                stack.append((value, (link, key)))
+    return out
+
+
+def _linked_path(link: Any, last: str | int) -> str:
+    parts: list[str | int] = [last]
+    while link is not None:
+        link, key = link
+        parts.append(key)
+    parts.reverse()
+    return format_path(parts)
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def _names(*groups: str) -> frozenset[str]:
+    return frozenset(_fold(n) for g in groups for n in g.split(","))
+
+
+def _fold(name: str) -> str:
+    """Case, spaces, '-', '_' and '.' folded away: 'Domain Admins' ~ 'domain-admins' ~ 'domain_admins'
+    (winbind's 'normalize names' turns spaces into underscores)."""
+    return re.sub(r"[\s_.-]+", "", name.strip().lower())
+
+
+# Active Directory built-in and well-known groups (Samba creates these in every domain;
+# Windows members know them locally).
+AD_BUILTIN_GROUPS = _names(
+    "administrators,users,guests,power users,account operators,backup operators,print operators,"
+    "server operators,replicator,dnsadmins,dnsupdateproxy,cert publishers,schema admins,enterprise admins,"
+    "domain admins,domain users,domain guests,domain computers,domain controllers,remote desktop users,"
+    "network configuration operators,performance monitor users,performance log users,distributed com users,"
+    "iis_iusrs,cryptographic operators,event log readers,certificate service dcom access,"
+    "rds remote access servers,rds endpoint servers,rds management servers,hyper-v administrators,"
+    "access control assistance operators,remote management users,storage replica administrators,"
+    "allowed rodc password replication group,denied rodc password replication group,"
+    "read-only domain controllers,enterprise read-only domain controllers,cloneable domain controllers,"
+    "protected users,key admins,enterprise key admins,ras and ias servers,group policy creator owners,"
+    "pre-windows 2000 compatible access,windows authorization access group,terminal server license servers,"
+    "incoming forest trust builders,dhcp administrators,dhcp users,wins users,device owners,"
+    "everyone,authenticated users,anonymous logon,creator owner,creator group,enterprise domain controllers,"
+    "local system,local service,network service",
+)
+AD_BUILTIN_USERS = _names("administrator,guest,krbtgt,defaultaccount,wdagutilityaccount")
+# Accounts and groups of Debian/Ubuntu systems (base-passwd and the packages provision
+# installs or commonly meets). Membership of several is root-equivalent (sudo, adm, disk,
+# shadow, docker, lxd, libvirt...).
+DEBIAN_SYSTEM_USERS = _names(
+    "root,daemon,bin,sys,sync,games,man,lp,mail,news,uucp,proxy,www-data,backup,list,irc,gnats,nobody,_apt,"
+    "systemd-network,systemd-resolve,systemd-timesync,systemd-coredump,systemd-oom,messagebus,sshd,_chrony,"
+    "avahi,postfix,dovecot,dovenull,postgres,bind,debian-exim,statd,sssd,_rpc,tss,uuidd,tcpdump,ntp,ntpsec,"
+    "dnsmasq,usbmux,rtkit,pulse,polkitd,debian-snmp,_lldpd,mysql,redis,memcache,nslcd,openldap,clamav,"
+    "opendkim,_flatpak,saned,colord,geoclue,lightdm,gdm,speech-dispatcher,cups-pk-helper,kernoops,whoopsie",
+)
+DEBIAN_SYSTEM_GROUPS = _names(
+    "root,daemon,bin,sys,adm,tty,disk,lp,mail,news,uucp,man,proxy,kmem,dialout,fax,voice,cdrom,floppy,tape,"
+    "sudo,audio,dip,www-data,backup,operator,list,irc,src,gnats,shadow,utmp,video,sasl,plugdev,staff,games,"
+    "users,nogroup,systemd-journal,systemd-network,systemd-resolve,systemd-timesync,systemd-coredump,_ssh,"
+    "crontab,messagebus,sambashare,winbindd_priv,ssl-cert,netdev,input,kvm,render,sgx,_chrony,debian-exim,"
+    "postfix,postdrop,dovecot,dovenull,postgres,bind,lpadmin,scanner,bluetooth,avahi,pulse,pulse-access,"
+    "rtkit,polkitd,docker,lxd,libvirt,libvirt-qemu,wheel,admin,tss,uuidd,tcpdump,mlocate,plocate,ntp,"
+    "ntpsec,sssd,statd,_rpc,i2c,spi,gpio,lxd,incus,incus-admin,systemd-oom",
+)
+# 'staff' is a Debian system group too, but the examples and most real specs use it for
+# the people of the office; it is the one system group name left available to groups.
+_GROUP_NAMES_ALLOWED = _names("staff")
+
+
+def _reserved_account(name: str, kind: str) -> str | None:
+    """Why ``name`` cannot be a user (kind 'user') or group (kind 'group') of the spec."""
+    if name.startswith("_"):
+        return f"'{name}': names starting with '_' are reserved for system accounts on Debian; pick another name"
+    folded = _fold(name)
+    if folded.startswith("systemd"):
+        return f"'{name}' looks like a systemd system account (systemd-*); pick another name"
+    if kind == "user" and folded in AD_BUILTIN_USERS | DEBIAN_SYSTEM_USERS:
+        return f"'{name}' is a built-in account (of Active Directory or Debian) and cannot be managed; rename it"
+    if folded in AD_BUILTIN_GROUPS:
+        return (
+            f"'{name}' is (a spelling of) a built-in Active Directory group; "
+            f"a {kind} of that name would be mistaken for it in ACLs; pick another name"
+        )
+    if kind == "group" and folded in _GROUP_NAMES_ALLOWED:
+        return None
+    if folded in DEBIAN_SYSTEM_GROUPS or (kind == "group" and folded in DEBIAN_SYSTEM_USERS):
+        return (
+            f"'{name}' is a Debian system {'group' if folded in DEBIAN_SYSTEM_GROUPS else 'account'}; "
+            f"a {kind} of that name would join or shadow it (some, like sudo or disk, give root); pick another name"
+        )
+    return None
+
+
+# Section names of smb.conf are case-insensitive; these are Samba's own or Windows' admin shares.
+RESERVED_SHARE_NAMES = frozenset({"global", "globals", "homes", "printers", "print$", "ipc$", "admin$"})
+_DRIVE_SHARE = re.compile(r"^[a-z]\$$")
+DOMAIN_SHARE_NAMES = frozenset({"netlogon", "sysvol"})
+
+
+def _reserved_share(name: str, mode: Any, kind: str) -> str | None:
+    low = name.lower()
+    if low in RESERVED_SHARE_NAMES or _DRIVE_SHARE.fullmatch(low):
+        return (
+            f"'{name}' is reserved: smb.conf section names are case-insensitive and [{low}] is Samba's "
+            f"own or a Windows admin share; name the {kind} differently"
+        )
+    if mode == "domain" and low in DOMAIN_SHARE_NAMES:
+        return f"'{name}' is reserved in a domain: the domain controllers serve [{low}]; name the {kind} differently"
+    return None
+
+
+# Single-label names that mean something else to DNS, WPAD/ISATAP discovery, /etc/hosts
+# or the generated Ansible inventory (its groups all, ungrouped, workgroup, domain and
+# the roles without '_').
+RESERVED_HOST_NAMES = frozenset(
+    _words(
+        "localhost localdomain ip6-localhost ip6-loopback ip6-allnodes ip6-allrouters broadcasthost wpad "
+        "isatap domaindnszones forestdnszones _msdcs _sites _tcp _udp all ungrouped workgroup domain peer "
+        "workstation"
+    )
+)
+
+
+def _reserved_host(name: str) -> str | None:
+    low = name.lower()
+    if low not in RESERVED_HOST_NAMES:
+        return None
+    if low in ("all", "ungrouped", "workgroup", "domain", "peer", "workstation"):
+        return f"host name '{name}' is a group of the generated Ansible inventory; --limit would be ambiguous"
+    if low in ("wpad", "isatap"):
+        return f"host name '{name}' is used for {low.upper()} auto-discovery: clients would send it their traffic"
+    return f"host name '{name}' is reserved (localhost, /etc/hosts or Active Directory DNS zones)"
+
+
+# Share paths: never a system tree (by prefix), nor a directory that holds one.
+SYSTEM_DIRS = _words(
+    "/bin /boot /dev /etc /lib /lib32 /lib64 /libx32 /proc /root /run /sbin /sys /usr /snap "
+    "/lost+found /var/lib /var/cache /var/log /var/spool /var/run /var/lock /var/mail /var/backups "
+    "/var/tmp /tmp"
+)
+# Directories that hold other people's data or other shares: a folder under them is fine.
+CONTAINER_DIRS = ("/home", "/srv", "/mnt", "/media")
+PATH_MAX = 4096  # bytes, the terminating NUL included
+NAME_MAX = 255  # bytes per component
+
+
+def _path_form(path: str) -> str | None:
+    """Why ``path`` is not an absolute, normalised POSIX path, or None."""
+    if not path.startswith("/"):
+        return f"{clip(path)} is not an absolute path: start it with '/'"
+    if "\\" in path:
+        return (
+            f"{clip(path)} contains a backslash; separate directories with '/' "
+            "(in smb.conf a trailing '\\' continues the line)"
+        )
+    parts = path.split("/")[1:]
+    if path != "/" and ("" in parts or "." in parts or ".." in parts):
+        fixed = posixpath.normpath(path).replace("//", "/")
+        return f"{clip(path)} is not normalised ('//', a trailing '/', '.' or '..'); write it as {clip(fixed)}"
+    size = len(path.encode("utf-8", "surrogatepass"))
+    if size >= PATH_MAX:
+        return f"the path is {size} bytes long; Linux allows at most {PATH_MAX - 1} (PATH_MAX)"
+    long = next((p for p in parts if len(p.encode("utf-8", "surrogatepass")) > NAME_MAX), None)
+    if long is not None:
+        return f"the path component {clip(long)} is longer than {NAME_MAX} bytes (NAME_MAX)"
+    return None
+
+
+def _share_path_problem(path: str) -> str | None:
+    form = _path_form(path)
+    if form is not None:
+        return form
+    if "%" in path:
+        return (
+            f"{clip(path)} contains '%': Samba expands %-macros (%U, %m...) in a share path, "
+            "so it would serve another directory than the one provision creates"
+        )
+    if path == "/":
+        return "'/' is the whole file system; share a folder such as /srv/NAME"
+    for system in SYSTEM_DIRS:
+        if path == system or path.startswith(system + "/"):
+            return f"{clip(path)} lies inside {system}, a system directory; share a folder of its own such as /srv/NAME"
+        if system.startswith(path + "/"):
+            return f"{clip(path)} holds the system directory {system}; share a folder of its own such as /srv/NAME"
+    if path in CONTAINER_DIRS:
+        return f"{path} holds other users' or shares' data; share a folder under it (e.g. {path}/NAME)"
+    return None
+
+
+def _smb_text_problem(value: str) -> str | None:
+    """A free-text value written into smb.conf as 'key = value'."""
+    if value.endswith("\\"):
+        return "ends in a backslash, which continues the line in smb.conf (the next line would join it); remove it"
+    if value != value.strip():
+        return "has leading or trailing white space, which smb.conf drops (it would never match the spec); remove it"
+    return None
+
+
+PRINTER_SCHEMES = frozenset(_words("ipp ipps http https socket lpd usb dnssd smb cups-pdf hp hpfax ippusb file"))
+_NULL_DEVICE = frozenset({"file:///dev/null", "file:/dev/null"})
+_SECRET_QUERY = re.compile(r"(?:^|[?&;])(?:pass(?:word|wd)?|pwd|secret|token|auth)=", re.IGNORECASE)
+
+
+def _uri_problem(uri: str) -> str | None:
+    scheme, sep, rest = uri.partition(":")
+    scheme = scheme.lower()
+    if not sep or not scheme:
+        return f"{clip(uri)} is not a device URI such as ipp://printer/ipp/print"
+    if any(c.isspace() for c in uri):
+        return f"{clip(uri)} contains white space; percent-encode it (%20)"
+    if scheme not in PRINTER_SCHEMES:
+        return f"unknown URI scheme '{scheme[:20]}'; allowed: {', '.join(sorted(PRINTER_SCHEMES - {'file'}))}, file:///dev/null"
+    if scheme == "file" and uri.lower() not in _NULL_DEVICE:
+        return (
+            "a file: URI makes CUPS write every job into that file (as root or lp), which can overwrite "
+            "any file; only file:///dev/null (a test queue) is allowed"
+        )
+    if rest.startswith("//"):
+        authority = re.split(r"[/?#]", rest[2:], maxsplit=1)[0]
+        if "@" in authority:
+            return (
+                "the URI carries credentials (user[:password]@ before the host): CUPS stores and shows them "
+                "(printers.conf, lpstat -v); remove them and set authentication on the printer or in CUPS"
+            )
+    _, _, query = rest.partition("?")
+    if query and _SECRET_QUERY.search(query):
+        return "the URI carries a password or token in its query; remove it (CUPS stores and shows device URIs)"
+    return None
+
+
+# Environment variables of the system and of the tools provision runs: never a secret of
+# the spec's (a spec naming them would ship the operator's environment to the hosts).
+_SYSTEM_ENV = frozenset(
+    _words(
+        "PATH HOME USER LOGNAME SHELL PWD OLDPWD TERM LANG LANGUAGE DISPLAY MAIL HOSTNAME TMPDIR EDITOR "
+        "VISUAL PAGER IFS PS1 PS2 TZ UID EUID SHLVL VIRTUAL_ENV KRB5CCNAME KRB5_CONFIG"
+    )
+)
+_SYSTEM_ENV_PREFIXES = ("LD_", "LC_", "SSH_", "SUDO_", "XDG_", "PYTHON", "ANSIBLE_", "DBUS_", "GPG_", "PROVISION_LAB")
+
+
+def _secret_refs(data: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for j, u in enumerate(_list(data.get("users"))):
+        ref = _dict(u).get("password")
+        if type(ref) is dict:
+            yield f"users[{j}].password", ref
+    ref = _dict(data.get("domain")).get("admin_password")
+    if type(ref) is dict:
+        yield "domain.admin_password", ref
+
+
+_SYSTEM_TREES = ("/proc", "/sys", "/dev")
+
+
+def _under_system_tree(path: Path) -> bool:
+    for candidate in (os.path.abspath(path), os.path.realpath(path)):  # noqa: PTH100 - no symlink resolution wanted
+        if any(candidate == t or candidate.startswith(t + "/") for t in _SYSTEM_TREES):
+            return True
+    return False
+
+
+def check_local_files(data: Mapping[str, Any], base_dir: Path | None, found: Found) -> None:
+    """Files the controller reads: secret files and the SSH key and known_hosts files.
+
+    Checked with stat only, never opened; relative paths only when the spec's folder is
+    known. A missing file is not an error here (it may be made by the pipeline)."""
+    from provision import secrets  # deferred: secrets pulls in tempfile/shutil, only needed here
+
+    base = str(base_dir) if base_dir is not None else ""
+    for path, ref in _secret_refs(data):
+        env = ref.get("env")
+        if isinstance(env, str) and (env.upper() in _SYSTEM_ENV or env.upper().startswith(_SYSTEM_ENV_PREFIXES)):
+            found.error(
+                f"{path}.env",
+                f"'{env[:CLIP]}' is an environment variable of the system or of the tools provision runs, "
+                "not a secret; name a variable of your own, e.g. ACME_ALICE_PW",
+            )
+        file = ref.get("file")
+        if not isinstance(file, str) or not file or _HOSTILE.search(file):
+            continue
+        if not base and not file.startswith(("/", "~")):
+            continue
+        try:
+            problem = secrets.secret_file_problem(secrets.secret_path(file, base))
+        except (OSError, ValueError) as exc:  # e.g. an embedded NUL the walk reports, a bad ~user
+            problem = ("error", f"cannot check the secret file: {exc}")
+        if problem is not None:
+            severity, message = problem
+            (found.error if severity == "error" else found.warn)(f"{path}.file", message)
+    ssh = _dict(data.get("ssh"))
+    for key in ("identity_file", "known_hosts_file"):
+        value = ssh.get(key)
+        if not isinstance(value, str) or not value or _HOSTILE.search(value):
+            continue
+        if not base and not value.startswith(("/", "~")):
+            continue
+        try:
+            target = Path(value).expanduser()
+            if not target.is_absolute() and base:
+                target = Path(base) / target
+            if _under_system_tree(target):
+                found.error(f"ssh.{key}", f"{clip(value)} lies under /proc, /sys or /dev; name a regular file")
+                continue
+            mode = target.stat().st_mode
+        except FileNotFoundError:
+            continue
+        except (OSError, RuntimeError, ValueError) as exc:
+            found.error(f"ssh.{key}", f"cannot check {clip(value)}: {exc}")
+            continue
+        if not stat.S_ISREG(mode):
+            found.error(f"ssh.{key}", f"{clip(value)} is not a regular file (a FIFO or device would block or stream)")
 
 
 # --------------------------------------------------------------------------- model

@@ -1,8 +1,10 @@
 """Drive playbooks through ansible-runner and turn its event stream into results.
 
-ansible-runner gets dicts (inventory, envvars), a fresh private data dir per
-run (removed afterwards), ``suppress_env_files=True`` and secrets only through
-a FIFO (see ``secrets``). Success is ``status == "successful" and rc == 0``;
+ansible-runner gets a fresh private data dir per run (removed afterwards), the
+inventory as a YAML file whose every string is ``!unsafe`` (Ansible never
+evaluates spec data), ``suppress_env_files=True``, an allow-listed environment
+and secrets only through a file on a RAM filesystem (see ``secrets``).
+Success is ``status == "successful" and rc == 0``;
 results come from events and stats, never from scraped stdout.
 """
 
@@ -27,7 +29,14 @@ import yaml
 
 from provision import secrets
 from provision.errors import ApplyError, Interrupted, ProvisionError
-from provision.inventory import ansible_settings, build_inventory, default_forks, rollout_playbook, select_hosts
+from provision.inventory import (
+    ansible_settings,
+    build_inventory,
+    default_forks,
+    rollout_playbook,
+    select_hosts,
+    write_unsafe,
+)
 from provision.model import Network
 from provision.resources import playbooks_dir
 
@@ -50,7 +59,7 @@ class TaskOutcome:
     host: str
     play: str
     task: str
-    status: str  # "failed", "unreachable" or "changed"
+    status: str  # "failed", "unreachable", "changed" or "unknown" (needs a secret --no-secrets withheld)
     message: str = ""
     diff: str = ""
 
@@ -92,6 +101,9 @@ class RunResult:
     def changes(self) -> list[TaskOutcome]:
         return [o for o in self.outcomes if o.status == "changed"]
 
+    def unknowns(self) -> list[TaskOutcome]:
+        return [o for o in self.outcomes if o.status == "unknown"]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -129,6 +141,9 @@ class RunOptions:
     keep_artifacts: Path | None = None
     extra_vars: dict[str, Any] = field(default_factory=dict)
     with_secrets: bool = True
+    # A dry run for untrusted specs: resolve no secret reference, send none; the roles
+    # report the tasks that need one as unknown (provision apply --check --no-secrets).
+    no_secrets: bool = False
     # Run every role in full instead of skipping those the probe finds converged.
     full: bool = False
 
@@ -163,12 +178,20 @@ def _remember(network: Network, result: RunResult) -> None:
     )
 
 
+# Roles name the steps a --no-secrets dry run cannot judge "Unknown without secrets: ...".
+UNKNOWN_TASK_PREFIX = "Unknown without secrets"
+
+
 class _Events:
     """Folds ansible-runner's event stream into a RunResult and progress updates."""
 
-    def __init__(self, result: RunResult, total: int, progress: Callable[[Progress], None] | None) -> None:
+    def __init__(
+        self, result: RunResult, group_sizes: dict[str, int], progress: Callable[[Progress], None] | None
+    ) -> None:
         self.result = result
-        self.total = total
+        # Each play's bar counts the play's own hosts: its pattern is a role group (or all).
+        self.group_sizes = group_sizes
+        self.total = group_sizes.get("all", 0)
         self.progress = progress
         self.play = ""
         self.task = ""
@@ -181,6 +204,8 @@ class _Events:
         data = event.get("event_data", {})
         if kind == "playbook_on_play_start":
             self.play = data.get("name") or data.get("play", "")
+            pattern = str(data.get("play_pattern") or data.get("pattern") or "all")
+            self.total = self.group_sizes.get(pattern, self.group_sizes.get("all", 0))
             self.play_ok, self.play_failed, self.play_unreachable = set(), set(), set()
         elif kind == "playbook_on_task_start":
             self.task = data.get("name") or data.get("task", "")
@@ -208,7 +233,9 @@ class _Events:
         res = data.get("res") or {}
         if kind == "runner_on_ok":
             self.play_ok.add(host)
-            if res.get("changed"):
+            if str(task).startswith(UNKNOWN_TASK_PREFIX):
+                self.result.outcomes.append(TaskOutcome(host, self.play, task, "unknown", _message(res)))
+            elif res.get("changed"):
                 self.result.outcomes.append(TaskOutcome(host, self.play, task, "changed", diff=_diff_text(res)))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self.play_failed.add(host)
@@ -305,7 +332,10 @@ def run(
     # ansible-runner looks ansible-playbook up on PATH: make sure ours (maybe in a venv) is found.
     envvars["PATH"] = os.pathsep.join([str(Path(_ansible_playbook()).parent), os.environ.get("PATH", "")])
     result = RunResult(check=options.check)
-    events = _Events(result, len(targets), progress)
+    sizes = {"all": len(targets)}
+    for h in targets:
+        sizes[h.role.value] = sizes.get(h.role.value, 0) + 1
+    events = _Events(result, sizes, progress)
 
     cmdline: list[str] = []
     if options.check:
@@ -315,7 +345,10 @@ def run(
     if options.skip_tags:
         cmdline += ["--skip-tags", ",".join(options.skip_tags)]
 
-    secret_values = secrets.secret_vars(network) if options.with_secrets else {}
+    if options.no_secrets and not options.check:
+        raise ProvisionError("--no-secrets is a dry run: it needs --check")
+    with_secrets = options.with_secrets and not options.no_secrets
+    secret_values = secrets.secret_vars(network) if with_secrets else {}
     # serial and max_fail_percentage are templated before any host is chosen, so Ansible
     # only sees extra vars there: pass the rollout policy as extra vars too.
     rollout: dict[str, Any] = {
@@ -328,6 +361,8 @@ def run(
         rollout["provision_inventory_partial"] = True
     if options.full:
         rollout["provision_full"] = True
+    if options.no_secrets:
+        rollout["provision_no_secrets"] = True
     private = Path(tempfile.mkdtemp(prefix="provision-run-"))
     try:
         playbook = options.playbook
@@ -335,17 +370,27 @@ def run(
             # site.yml's plays in the spec's rollout order (the private dir is removed afterwards).
             playbook = str(private / "rollout.yml")
             Path(playbook).write_text(yaml.safe_dump(rollout_playbook(network, playbooks_dir()), sort_keys=False))
+        # The inventory as a file of !unsafe strings: ansible-runner would write a dict as
+        # plain JSON, whose strings Ansible templates.
+        (private / "inventory").mkdir()
+        inventory_path = write_unsafe(private / "inventory" / "hosts.yml", inventory, mode=0o600)
         with (
-            secrets.hidden_env(secrets.env_names(network)),
-            secrets.secrets_file({**rollout, **secret_values, **options.extra_vars}) as secrets_path,
+            secrets.allow_listed_env(),
+            secrets.secrets_file({**rollout, **secret_values}) as secrets_path,
             _sigint_cancels() as cancelled,
         ):
             cmdline += ["-e", f"@{secrets_path}"]
+            if options.extra_vars:
+                # The operator's own -e KEY=VALUE: trusted like a command line, so not !unsafe;
+                # last, so they override as ansible-playbook's -e does.
+                extra = private / "extra-vars.json"
+                extra.write_text(json.dumps(options.extra_vars))
+                cmdline += ["-e", f"@{extra}"]
             runner = ansible_runner.run(
                 private_data_dir=str(private),
                 project_dir=str(playbooks_dir()),
                 playbook=playbook,
-                inventory=inventory,
+                inventory=str(inventory_path),
                 envvars=envvars,
                 cmdline=" ".join(cmdline),
                 tags=",".join(options.tags) or None,

@@ -24,6 +24,10 @@ from provision.report import Check
 
 SHARE_ROLES = (Role.PEER, Role.FILE_SERVER)
 MEMBER_ROLES = (Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER, Role.WORKSTATION)
+# Hosts whose smb.conf serves shares: peers and file servers (the spec's shares), DCs (SYSVOL).
+SERVING_ROLES = (Role.PEER, Role.FILE_SERVER, Role.DOMAIN_CONTROLLER)
+# Sections the roles write on their own: samba_dc's [sysvol] and [netlogon]; [homes] where the spec asks.
+DC_SECTIONS = ("netlogon", "sysvol")
 CLOCK_LIMIT = 60.0  # seconds of offset tolerated; Kerberos fails at 300
 
 
@@ -47,6 +51,30 @@ def _members(network: Network, share_users: Sequence[str], share_groups: Sequenc
         if set(u.groups) & set(share_groups):
             wanted.add(u.name)
     return sorted(wanted)
+
+
+def join_client(host: Host) -> str:
+    """How the host's role joins the domain: ``winbind`` (net ads join) or ``sssd`` (adcli join).
+
+    Only workstations choose (``client``, role ``domain_client`` for sssd); file, mail and
+    database servers are always winbind members (role ``domain_member``), whatever
+    ``client`` the model carries for them.
+    """
+    return host.client if host.role is Role.WORKSTATION else "winbind"
+
+
+def served_sections(host: Host) -> dict[str, list[str]]:
+    """The smb.conf sections the host may serve: the spec's shares and printers, and what the roles add."""
+    builtin: list[str] = []
+    if host.role is Role.DOMAIN_CONTROLLER:
+        builtin += DC_SECTIONS
+    if host.homes:
+        builtin.append("homes")
+    return {
+        "shares": sorted(s.name for s in host.shares),
+        "printers": sorted(p.name for p in host.printers),
+        "builtin": sorted(builtin),
+    }
 
 
 def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckSpec]:
@@ -91,6 +119,9 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                 users.update(u.name for u in network.users)
             for name in sorted(users):
                 add(CheckSpec(h.name, f"user {name}", "local_user", {"name": name}))
+        if h.role in SERVING_ROLES:
+            # An smb.conf section the spec does not declare (injected, or made by hand) is drift.
+            add(CheckSpec(h.name, "no undeclared shares", "served_shares", served_sections(h)))
         if h.role is Role.DOMAIN_CONTROLLER and network.domain is not None:
             d = network.domain
             add(CheckSpec(h.name, "samba-ad-dc", "samba_dc"))
@@ -128,8 +159,7 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                     )
                 )
         if h.role in MEMBER_ROLES and network.domain is not None:
-            client = "winbind" if h.role is Role.FILE_SERVER else h.client
-            add(CheckSpec(h.name, "domain join", "joined", {"client": client, "realm": network.domain.realm}))
+            add(CheckSpec(h.name, "domain join", "joined", {"client": join_client(h), "realm": network.domain.realm}))
             if network.users:
                 add(CheckSpec(h.name, "domain user", "domain_user", {"name": network.users[0].name}))
             add(CheckSpec(h.name, "resolver", "resolver", {"dcs": [dc.address for dc in dcs]}))

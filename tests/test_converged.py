@@ -135,6 +135,24 @@ def test_inputs_digest_covers_vars_and_code_but_never_secrets(tmp_path: Path) ->
     assert mod.converged_request(["app"], {}, str(roles_dir), ignore)["app"]["watch"] is None
 
 
+def test_secrets_under_innocent_names_are_scrubbed_by_value(tmp_path: Path) -> None:
+    """A password copied into a variable the ignore list does not name never reaches the digest."""
+    mod = _filter()
+    roles_dir = tmp_path / "playbooks"
+    roles_dir.mkdir()
+    ignore = "password|secret"
+
+    def request(pw: str) -> dict[str, Any]:
+        variables = {"provision_user_passwords": {"alice": pw}, "app_argv": ["tool", f"--pw={pw}"],
+                     "app_converged_watch": {"commands": [["tool", pw]]}}
+        return mod.converged_request(["app"], variables, str(roles_dir), ignore)["app"]
+
+    one, two = request("Fir5t-secret"), request("Sec0nd-secret")
+    assert one["inputs"] == two["inputs"]  # the value is gone, so a change of it is invisible here
+    assert "Fir5t-secret" not in json.dumps(one)
+    assert one["watch"] == {"commands": [["tool", "\0secret\0"]]}
+
+
 def test_every_secret_the_engine_passes_stays_out_of_the_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
     """A new secret variable must match converged_ignore_vars, or its hash would reach the hosts."""
     import re

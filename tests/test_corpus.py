@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +74,10 @@ def _ids(paths: list[Path]) -> list[str]:
 
 
 def test_corpus_size() -> None:
-    assert len(INVALID) >= 45
+    assert len(INVALID) >= 250
     assert len(VALID) >= 8
+    hostile = [p for p in INVALID if p.stem.startswith(("ctrl-", "jinja-", "smb-", "dollar-", "uri-", "yaml-"))]
+    assert len(hostile) >= 60
 
 
 @pytest.mark.parametrize("path", INVALID, ids=_ids(INVALID))
@@ -152,6 +157,46 @@ def test_invalid_spec_cli_json(path: Path) -> None:
     found = {(e["path"], e["line"]) for e in report["errors"]}
     for place in exp.places:
         assert place in found, report["errors"]
+
+
+MAX_OUTPUT = 1_000_000  # bytes a rejected spec may print
+MAX_SECONDS = 20.0
+
+
+@pytest.mark.parametrize("path", INVALID, ids=_ids(INVALID))
+def test_invalid_spec_cli_bounded(path: Path) -> None:
+    """Every bad spec: exit 2, its expected paths named, no traceback, bounded output and time."""
+    exp = expectations(path)
+    start = time.perf_counter()
+    result = _runner().invoke(cli, ["validate", str(path)])
+    elapsed = time.perf_counter() - start
+    _no_traceback(result)
+    assert result.exit_code == 2, result.output
+    for where, _line in exp.places:
+        assert f": {where}: " in result.output, result.output
+    assert len(result.output.encode("utf-8", "backslashreplace")) < MAX_OUTPUT
+    assert elapsed < MAX_SECONDS
+
+
+_PROCESS_SAMPLE = [p for p in INVALID if p.stem.startswith(("yaml-", "duplicate-key-", "ctrl-share-comment-"))]
+
+
+@pytest.mark.parametrize("path", _PROCESS_SAMPLE, ids=_ids(_PROCESS_SAMPLE))
+def test_invalid_spec_real_process(path: Path) -> None:
+    """The installed entry point, in its own process: exit 2, bounded, no traceback."""
+    exe = Path(sys.executable).with_name("provision")
+    if not exe.exists():
+        pytest.skip("provision entry point not installed next to this interpreter")
+    exp = expectations(path)
+    start = time.perf_counter()
+    proc = subprocess.run([str(exe), "validate", str(path)], capture_output=True, timeout=MAX_SECONDS, check=False)
+    assert time.perf_counter() - start < MAX_SECONDS
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert b"Traceback" not in out
+    assert len(out) < MAX_OUTPUT
+    for where, line in exp.places:
+        assert f"{path}:{line}: {where}:".encode() in out, out
 
 
 # --------------------------------------------------------------------------- valid specs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,10 @@ _WORDS = [
     "255.255.255.255", "10.20.1.10+", "10.20.1.10-10.20.1.5", "10.0.0.300", "1.2.3", "010.0.0.1",
     "alice", "staff", "@staff", "@nobody", "root", "/srv/x", "/etc", "homes", "20%", "0%", "100%",
     "2770", "auto", "mandatory", "SMB3", "ntp.acme.test", "-bad-", "1234", "x" * 300, "é", "\x00",
+    # hostile input: line breaks, '$' before a final newline, C1, separators, Jinja, smb.conf syntax
+    "alice\n", "pc1\n", "10.20.0.2\n", "/srv/x\n", "a\rb", "\x85", "\u2028", "\u202e", "{{ lookup('pipe','id') }}",
+    "{% x %}", "{# x #}", "x\\", " x", "HOMES", "Printers", "IPC$", "c$", "/srv/../etc", "/var", "/tmp/x",
+    "wpad", "localhost", "domain_admins", "sudo", "www-data", "file:///etc/passwd", "smb://u:p@h/q", "<<",
 ]
 _scalars = (
     st.none()
@@ -202,6 +207,11 @@ _yaml_lines = st.lists(
 @given(st.text(max_size=200) | _yaml_lines)
 @example("network: {name: office}\nversion: 2024-02-30\n")  # not a date: ValueError from the YAML constructor
 @example("network:\n  1: x\nhosts: []\n")  # a non-string key
+@example("    0:\n    ?")  # keys of mixed types (None and int): sorting them used to raise TypeError
+@example("a: 1\na: 2\n")  # a duplicate key
+@example("a: &x [1]\nb: *x\n")  # an alias
+@example("a: &x [*x]\n")  # a recursive alias
+@example("network: {<<: {name: x}}\n")  # a merge key
 def test_check_text_raises_only_spec_error(text: str) -> None:
     try:
         result = spec.check_text(text, "x")
@@ -244,3 +254,24 @@ def test_validators_agree_on_format_edge_cases(top: str, index: int | None, key:
     fast = spec._fast().is_valid(data)
     problems = list(spec.schema_problems(data))
     assert fast == (not problems), f"compiled validator valid={fast}, pure-Python problems={problems}"
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for k, v in node.items() for s in [*(_strings(k)), *_strings(v)]]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+_HOSTILE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]|\\{\\{|\\{%|\\{#")
+
+
+@FUZZ
+@given(mutated_specs())
+def test_no_hostile_string_ever_passes(data: Any) -> None:
+    """Whatever the mutation, a spec that validates holds no control character and no Jinja."""
+    result = spec.check_data(data, "x")
+    if result.network is not None:
+        bad = [s for s in _strings(data) if _HOSTILE.search(s)]
+        assert not bad, f"accepted hostile strings: {bad[:3]}"

@@ -91,8 +91,9 @@ def test_written_inventory_works_with_plain_ansible(tmp_path: Path) -> None:
 
     listed = json.loads(out.stdout)
     assert len(listed["workstation"]["hosts"]) == 40
-    assert listed["_meta"]["hostvars"]["ws01"]["provision_role"] == "workstation"
-    assert listed["_meta"]["hostvars"]["ws01"]["provision_domain_netbios"] == "BRANCH"
+    # Every string reaches Ansible marked unsafe (ansible-inventory shows the mark).
+    assert listed["_meta"]["hostvars"]["ws01"]["provision_role"] == {"__ansible_unsafe": "workstation"}
+    assert listed["_meta"]["hostvars"]["ws01"]["provision_domain_netbios"] == {"__ansible_unsafe": "BRANCH"}
     assert set(listed["domain"]["children"]) == {r.value for r in Role if r is not Role.PEER}
 
 

@@ -30,5 +30,7 @@ def test_yamllint() -> None:
 def test_ruff_and_mypy() -> None:
     res = _run([str(BIN / "ruff"), "check", "provision", "tests", "bench"], ROOT)
     assert res.returncode == 0, res.stdout
+    res = _run([str(BIN / "ruff"), "format", "--check", "provision"], ROOT)
+    assert res.returncode == 0, res.stdout
     res = _run([str(BIN / "mypy")], ROOT)
     assert res.returncode == 0, res.stdout

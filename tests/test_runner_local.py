@@ -3,13 +3,14 @@ reports, --retry-failed state, and no secret in the artifacts or the output."""
 
 from __future__ import annotations
 
+import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from provision import report, runner, spec
+from provision import report, runner, secrets, spec
 from provision.errors import ApplyError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +23,6 @@ def network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    (tmp_path / "run").mkdir()
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # where the secrets file lives
     return spec.load_network(ROOT / "inventories" / "lab-workgroup.yml")
 
 
@@ -63,7 +62,8 @@ def test_run_reports_failures_by_host_and_task_and_leaks_no_secret(network, tmp_
     for value in SECRETS.values():
         assert not any(value in b for b in blobs), "a secret leaked"
     assert any("Use the secrets without showing them" in b for b in blobs)  # the artifacts are real
-    assert not list((tmp_path / "run").iterdir())  # the secrets file and its directory are gone
+    # The secrets file and its folder on the tmpfs are gone.
+    assert not list(secrets.SECRETS_BASE.glob(f"provision-secrets-{os.getpid()}-*"))
 
     # --retry-failed remembers exactly the failed host.
     assert runner.last_failed(network) == ["peer2"]

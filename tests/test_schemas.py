@@ -173,3 +173,40 @@ def test_examples_and_defaults_are_valid() -> None:
         for value in values:
             errors = [e.message for e in validator.iter_errors(value)]
             assert not errors, f"{file}{where}/properties/{prop}: example/default {value!r} is invalid: {errors}"
+
+
+def _patterns() -> list[tuple[str, str, str]]:
+    return [(f, w, s["pattern"]) for f, w, s in _all_subschemas() if isinstance(s.get("pattern"), str)]
+
+
+PATTERNS = _patterns()
+
+
+@pytest.mark.parametrize(("file", "where", "pattern"), PATTERNS, ids=[f"{f}{w}" for f, w, _ in PATTERNS])
+def test_patterns_are_anchored_at_both_ends(file: str, where: str, pattern: str) -> None:
+    """A pattern without '^'/'$' would accept anything containing a match (JSON Schema searches)."""
+    assert pattern.startswith("^") and pattern.endswith("$"), f"{file}{where}: {pattern!r} is not anchored"
+
+
+def test_python_patterns_end_at_the_end_of_the_text() -> None:
+    """Python's '$' also matches before a final newline; the explaining validator uses '\\Z'
+    so it agrees with the compiled one (ECMA 262 '$'). Every string example of a property
+    with a pattern matches, and stops matching with a newline appended."""
+    import re
+
+    from provision import spec
+
+    assert PATTERNS
+    checked = 0
+    for file, where, prop, sub, _ in PROPERTIES:
+        pattern = lookup(sub, file, "pattern")
+        if not isinstance(pattern, str):
+            continue
+        compiled = re.compile(spec._anchored(pattern))
+        for value in lookup(sub, file, "examples") or []:
+            if not isinstance(value, str):
+                continue
+            assert compiled.search(value), f"{file}{where}/properties/{prop}: example {value!r} does not match"
+            assert not compiled.search(value + "\n"), f"{file}{where}/properties/{prop}: {value!r}+'\\n' matches"
+            checked += 1
+    assert checked >= 10

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -31,17 +30,20 @@ def test_secret_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_secrets_file_is_private_and_removed() -> None:
     with secrets.secrets_file({"x": "y"}) as path:
-        assert json.loads(path.read_text()) == {"x": "y"}
+        assert path.read_text() == "---\nx: !unsafe 'y'\n"
         assert path.stat().st_mode & 0o777 == 0o600
         assert path.parent.stat().st_mode & 0o777 == 0o700
     assert not path.exists() and not path.parent.exists()
 
 
-def test_hidden_env_restores(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_allow_listed_env_narrows_and_restores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("P_HIDE", "v")
-    with secrets.hidden_env({"P_HIDE", "P_ABSENT"}):
-        assert "P_HIDE" not in os.environ
-    assert os.environ["P_HIDE"] == "v"
+    monkeypatch.setenv("HOME", "/root")
+    with secrets.allow_listed_env():
+        assert "P_HIDE" not in os.environ and "PATH" not in os.environ
+        assert os.environ["HOME"] == "/root"
+        assert set(os.environ) <= set(secrets.ENV_ALLOW)
+    assert os.environ["P_HIDE"] == "v" and "PATH" in os.environ
 
 
 def _judge(facts: dict[str, list[str]], role: Role = Role.PEER, now: float = 1000.0) -> dict[str, str]:
@@ -85,3 +87,62 @@ def test_junit_names_failed_hosts_and_changes(tmp_path: Path) -> None:
     assert root.find("testsuite").get("failures") == "1"
     text = report.run_summary(result)
     assert "b: [Install] no package" in text and "FAILED" in text
+
+
+def test_each_play_bar_counts_the_play_s_own_hosts() -> None:
+    from provision.runner import Progress, RunResult, _Events
+
+    seen: list[Progress] = []
+    events = _Events(RunResult(), {"all": 5, "domain_controller": 2, "workstation": 3}, seen.append)
+    events({"event": "playbook_on_play_start", "event_data": {"name": "DCs", "play_pattern": "domain_controller"}})
+    events({"event": "runner_on_ok", "event_data": {"host": "dc1", "task": "t", "res": {}}})
+    assert (seen[-1].play, seen[-1].hosts_total, seen[-1].ok) == ("DCs", 2, 1)
+    events({"event": "playbook_on_play_start", "event_data": {"name": "WS", "play_pattern": "workstation"}})
+    assert seen[-1].hosts_total == 3 and seen[-1].ok == 0
+    events({"event": "playbook_on_play_start", "event_data": {"name": "Smoke", "play_pattern": "all"}})
+    assert seen[-1].hosts_total == 5
+
+
+def test_steps_that_need_a_secret_are_unknown_in_a_dry_run_without_secrets() -> None:
+    from provision import report
+    from provision.runner import RunResult, _Events
+
+    result = RunResult(check=True)
+    events = _Events(result, {"all": 1}, None)
+    events({"event": "runner_on_ok", "event_data": {
+        "host": "dc1", "task": "Unknown without secrets: users, groups", "res": {"msg": "needs the admin password"}}})
+    assert [(o.host, o.status) for o in result.unknowns()] == [("dc1", "unknown")]
+    assert "Unknown without secrets (--no-secrets):\n  dc1: [users, groups] needs the admin password" in (
+        report.run_summary(result))
+
+
+def test_no_secrets_needs_check() -> None:
+    from click.testing import CliRunner
+
+    from provision.cli import cli
+
+    root = Path(__file__).resolve().parent.parent
+    res = CliRunner().invoke(cli, ["apply", str(root / "inventories" / "lab-workgroup.yml"), "--no-secrets"])
+    assert res.exit_code == 2 and "--no-secrets is for dry runs: add --check" in res.output
+
+
+def test_secret_files_that_are_not_regular_small_private_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SecretError, match="lies under /proc"):
+        secrets.resolve(SecretRef(file="/proc/self/environ"))
+    link = tmp_path / "innocent"
+    link.symlink_to("/proc/self/environ")
+    with pytest.raises(SecretError, match="lies under /proc"):
+        secrets.resolve(SecretRef(file="innocent"), str(tmp_path))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(SecretError, match="not a regular file"):  # and it never blocks on open
+        secrets.resolve(SecretRef(file="fifo"), str(tmp_path))
+    big = tmp_path / "big"
+    big.write_text("x" * (secrets.SECRET_FILE_MAX + 1))
+    with pytest.raises(SecretError, match="at most 4096 bytes"):
+        secrets.resolve(SecretRef(file="big"), str(tmp_path))
+    loose = tmp_path / "loose"
+    loose.write_text("pw-1\n")
+    loose.chmod(0o644)
+    assert secrets.secret_file_problem(loose) == ("warning", f"{loose} is readable by others (mode 0644); chmod 600 it")
+    assert secrets.resolve(SecretRef(file="loose"), str(tmp_path)) == "pw-1"  # a warning, not a refusal

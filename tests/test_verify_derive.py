@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from provision import spec, verify
-from provision.verify_checks.test_checks import KINDS
+from provision.model import Host, Role
+from provision.verify_checks.test_checks import KINDS, parse_testparm, undeclared_sections
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,3 +48,134 @@ def test_every_derived_kind_has_a_check_function() -> None:
     for path in (ROOT / "inventories").glob("*.yml"):
         for c in verify.derive(spec.load_network(path)):
             assert c.kind in KINDS, c.kind
+
+
+def test_join_check_matches_how_each_role_joins() -> None:
+    """domain_member (winbind: net ads) on file, mail and database servers and winbind
+    workstations; domain_client (sssd: adcli) on sssd workstations only."""
+    net = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+    joined = {c.host: c.params["client"] for c in verify.derive(net) if c.kind == "joined"}
+    assert joined == {"fs1": "winbind", "mx1": "winbind", "ws1": "sssd", "ws2": "winbind"}
+    # The model says sssd for every host that leaves `client` out; only workstations choose.
+    mx1 = net.host("mx1")
+    assert mx1.role is Role.MAIL_SERVER and mx1.client == "sssd"
+    assert verify.join_client(mx1) == "winbind"
+    for role in (Role.MAIL_SERVER, Role.DATABASE_SERVER, Role.FILE_SERVER):
+        assert verify.join_client(Host("h", "10.0.0.5", role, client="sssd")) == "winbind"
+    assert verify.join_client(Host("h", "10.0.0.5", Role.WORKSTATION, client="sssd")) == "sssd"
+    assert verify.join_client(Host("h", "10.0.0.5", Role.WORKSTATION, client="winbind")) == "winbind"
+
+
+def test_every_role_of_domain_all_roles_gets_its_join_check() -> None:
+    net = spec.load_network(ROOT / "tests" / "data" / "valid" / "domain-all-roles.yml")
+    by_role: dict[Role, set[str]] = {}
+    for c in verify.derive(net):
+        if c.kind == "joined":
+            by_role.setdefault(net.host(c.host).role, set()).add(c.params["client"])
+    assert by_role[Role.MAIL_SERVER] == by_role[Role.DATABASE_SERVER] == by_role[Role.FILE_SERVER] == {"winbind"}
+
+
+def test_served_shares_check_per_serving_host() -> None:
+    wg = spec.load_network(ROOT / "inventories" / "lab-workgroup.yml")
+    served = {c.host: c.params for c in verify.derive(wg) if c.kind == "served_shares"}
+    assert served == {
+        "peer1": {"shares": ["handbook", "projects"], "printers": [], "builtin": []},
+        "peer2": {"shares": ["finance"], "printers": ["office-pdf"], "builtin": []},
+        "peer3": {"shares": ["scratch"], "printers": [], "builtin": ["homes"]},
+    }
+    dom = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+    served = {c.host: c.params for c in verify.derive(dom) if c.kind == "served_shares"}
+    # DCs serve SYSVOL (samba_dc's template), the file server its shares; no other host runs smbd shares.
+    assert served == {
+        "dc1": {"shares": [], "printers": [], "builtin": ["netlogon", "sysvol"]},
+        "dc2": {"shares": [], "printers": [], "builtin": ["netlogon", "sysvol"]},
+        "fs1": {"shares": ["common", "projects"], "printers": [], "builtin": []},
+    }
+
+
+TESTPARM_PEER2 = """# Global parameters
+[global]
+\tdisable netbios = Yes
+\tload printers = Yes
+\tmap to guest = Never
+\tprintcap name = cups
+\tserver role = standalone server
+\tworkgroup = LABWG
+
+
+[finance]
+\tcomment = Finance only
+\tpath = /srv/finance
+\tread only = No
+\tvalid users = @finance
+
+
+[office-pdf]
+\tcomment = Test queue
+\tpath = /var/spool/samba
+\tprintable = Yes
+\tprinter name = office-pdf
+\tvalid users = @staff
+
+
+[Backdoor]
+\tpath = /etc
+\tread only = No
+
+
+[lp2]
+\tpath = /var/spool/samba
+\tprint ok = Yes
+"""
+
+TESTPARM_DC = """# Global parameters
+[global]
+\tnetbios name = DC1
+\trealm = AD.LAB.TEST
+\tserver role = active directory domain controller
+\tworkgroup = LAB
+
+
+[sysvol]
+\tpath = /var/lib/samba/sysvol
+\tread only = No
+
+
+[netlogon]
+\tpath = /var/lib/samba/sysvol/ad.lab.test/scripts
+\tread only = No
+"""
+
+
+def test_parse_testparm_sections() -> None:
+    sections = parse_testparm(TESTPARM_PEER2)
+    assert [name for name, _ in sections] == ["global", "finance", "office-pdf", "Backdoor", "lp2"]
+    params = dict(sections)
+    assert params["finance"]["path"] == "/srv/finance"
+    assert params["office-pdf"]["printable"] == "Yes"
+    assert params["global"]["server role"] == "standalone server"
+    assert parse_testparm("") == []
+
+
+def test_undeclared_shares_and_printers_are_named() -> None:
+    sections = parse_testparm(TESTPARM_PEER2)
+    extra = undeclared_sections(sections, ["finance"], ["office-pdf"], [])
+    assert extra == ["share [Backdoor] (path /etc)", "printer [lp2] (path /var/spool/samba)"]
+    # Case-insensitive, as Samba's share names are.
+    assert undeclared_sections(sections, ["FINANCE", "backdoor"], ["Office-PDF", "LP2"], []) == []
+
+
+def test_dc_sections_the_role_writes_are_not_drift() -> None:
+    sections = parse_testparm(TESTPARM_DC)
+    assert undeclared_sections(sections, [], [], ["netlogon", "sysvol"]) == []
+    assert undeclared_sections(sections, [], [], []) == [
+        "share [sysvol] (path /var/lib/samba/sysvol)",
+        "share [netlogon] (path /var/lib/samba/sysvol/ad.lab.test/scripts)",
+    ]
+
+
+def test_homes_is_allowed_only_where_the_spec_enables_it() -> None:
+    text = "[global]\n\tworkgroup = LABWG\n\n[homes]\n\tvalid users = %S\n\n[scratch]\n\tpath = /srv/scratch\n"
+    sections = parse_testparm(text)
+    assert undeclared_sections(sections, ["scratch"], [], ["homes"]) == []
+    assert undeclared_sections(sections, ["scratch"], [], []) == ["share [homes]"]

@@ -135,8 +135,12 @@ def _spawn_detached(argv: list[str], cgroup_rel: str, log: Path) -> None:
     with log.open("a") as out:
         proc = subprocess.Popen(
             ["setsid", "--fork", *argv],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            preexec_fn=lambda: cgroups.enter(cgroup_rel), cwd="/", close_fds=True,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: cgroups.enter(cgroup_rel),
+            cwd="/",
+            close_fds=True,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"},
         )
     if proc.wait(timeout=10) != 0:
@@ -145,10 +149,20 @@ def _spawn_detached(argv: list[str], cgroup_rel: str, log: Path) -> None:
 
 def nspawn_argv(host: LabHost) -> list[str]:
     return [
-        "systemd-nspawn", "--quiet", "-b", "-D", str(host.root),
-        "--register=no", "--keep-unit", "-M", host.name,
-        f"--network-bridge={BRIDGE}", "--resolv-conf=off", "--timezone=off",
-        "--link-journal=no", "--console=read-only",
+        "systemd-nspawn",
+        "--quiet",
+        "-b",
+        "-D",
+        str(host.root),
+        "--register=no",
+        "--keep-unit",
+        "-M",
+        host.name,
+        f"--network-bridge={BRIDGE}",
+        "--resolv-conf=off",
+        "--timezone=off",
+        "--link-journal=no",
+        "--console=read-only",
     ]
 
 
@@ -184,8 +198,19 @@ def start_fallback(host: LabHost) -> None:
     net.delete_link(host.fallback_veth)
     ns_cg = f"{host.cgroup}/ns"
     argv = [
-        "unshare", "--mount", "--uts", "--ipc", "--net", "--pid", "--fork",
-        f"--mount-proc={host.root}/proc", "chroot", str(host.root), "/usr/sbin/sshd", "-D", "-e",
+        "unshare",
+        "--mount",
+        "--uts",
+        "--ipc",
+        "--net",
+        "--pid",
+        "--fork",
+        f"--mount-proc={host.root}/proc",
+        "chroot",
+        str(host.root),
+        "/usr/sbin/sshd",
+        "-D",
+        "-e",
     ]
     _spawn_detached(argv, ns_cg, host.console_log)
     pid = 0

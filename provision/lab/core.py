@@ -129,8 +129,14 @@ def _ssh_login(address: str) -> None:
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
         client.connect(
-            address, username="root", key_filename=str(IDENTITY_FILE), timeout=3, banner_timeout=5,
-            auth_timeout=5, allow_agent=False, look_for_keys=False,
+            address,
+            username="root",
+            key_filename=str(IDENTITY_FILE),
+            timeout=3,
+            banner_timeout=5,
+            auth_timeout=5,
+            allow_agent=False,
+            look_for_keys=False,
         )
     finally:
         client.close()
@@ -221,9 +227,14 @@ def up(
                     others.append(other)
                     continue
             if (
-                not rebuild and want is not None and hs is not None and hs.address == want.address
+                not rebuild
+                and want is not None
+                and hs is not None
+                and hs.address == want.address
                 and hs.golden == golden_id
-                and hs.runner == runner and container.alive(want) and _ssh_port_open(want.address)
+                and hs.runner == runner
+                and container.alive(want)
+                and _ssh_port_open(want.address)
             ):
                 keep.append(want)
             else:
@@ -287,8 +298,13 @@ def up(
             if host in keep and old is not None:
                 boot = old.boot_seconds
             st.hosts[host.name] = state.HostState(
-                host.name, host.address, host.mac, golden_id, runner,
-                old.started_at if (host in keep and old) else now, boot,
+                host.name,
+                host.address,
+                host.mac,
+                golden_id,
+                runner,
+                old.started_at if (host in keep and old) else now,
+                boot,
             )
         state.save(st)
         if failed:
@@ -314,8 +330,9 @@ def _status(st: state.LabState) -> LabStatus:
         else:
             condition = "stopped"
         rows.append(
-            HostStatus(name, host.address if hs else "-", condition, hs.boot_seconds if hs else None,
-                       hs.runner if hs else "-")
+            HostStatus(
+                name, host.address if hs else "-", condition, hs.boot_seconds if hs else None, hs.runner if hs else "-"
+            )
         )
     rows.sort(key=lambda r: ipaddress.IPv4Address(r.address) if r.address != "-" else ipaddress.IPv4Address(0))
     return LabStatus(
@@ -375,10 +392,21 @@ def ssh_argv(name: str, command: Sequence[str] = ()) -> list[str]:
     if not IDENTITY_FILE.is_file() or not KNOWN_HOSTS.is_file():
         raise LabError("the lab key or known_hosts is missing; run 'provision lab up' first")
     return [
-        "ssh", "-i", str(IDENTITY_FILE), "-o", "IdentitiesOnly=yes",
-        "-o", f"UserKnownHostsFile={KNOWN_HOSTS}", "-o", "StrictHostKeyChecking=yes",
-        "-o", "PasswordAuthentication=no", "-o", "LogLevel=ERROR",
-        f"root@{hs.address}", *command,
+        "ssh",
+        "-i",
+        str(IDENTITY_FILE),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={KNOWN_HOSTS}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "PasswordAuthentication=no",
+        "-o",
+        "LogLevel=ERROR",
+        f"root@{hs.address}",
+        *command,
     ]
 
 

@@ -109,7 +109,10 @@ def chroot(root: Path, argv: list[str], log: Path, timeout: float = 1800) -> Non
     """
     run(
         ["unshare", "--mount", "--pid", "--fork", f"--mount-proc={root}/proc", "chroot", str(root), *argv],
-        env=CHROOT_ENV, log=log, timeout=timeout, cgroup=BUILD_CGROUP,
+        env=CHROOT_ENV,
+        log=log,
+        timeout=timeout,
+        cgroup=BUILD_CGROUP,
     )
 
 
@@ -167,11 +170,20 @@ def _common_config(root: Path) -> None:
 # Every other unit the lab packages enable is disabled in the image: a fresh
 # machine runs none of those daemons, the playbooks enable what each role needs,
 # and ten hosts boot fast.
-BOOT_UNITS = frozenset({
-    "ssh.service", "getty@.service", "e2scrub_reap.service", "systemd-pstore.service",
-    "systemd-networkd.service", "systemd-networkd.socket", "systemd-network-generator.service",
-    "systemd-networkd-wait-online.service", "remote-fs.target", "dpkg-db-backup.timer",
-})
+BOOT_UNITS = frozenset(
+    {
+        "ssh.service",
+        "getty@.service",
+        "e2scrub_reap.service",
+        "systemd-pstore.service",
+        "systemd-networkd.service",
+        "systemd-networkd.socket",
+        "systemd-network-generator.service",
+        "systemd-networkd-wait-online.service",
+        "remote-fs.target",
+        "dpkg-db-backup.timer",
+    }
+)
 # printer-driver-cups-pdf's postinst polls ``lpstat`` for a cupsd that is never
 # started during the build, sleeping 10 s; a stub answers it at once.
 LPSTAT_STUB_HOOK = (
@@ -182,10 +194,13 @@ LPSTAT_STUB_HOOK = (
 
 def _mmdebstrap_argv(root: Path) -> list[str]:
     argv = [
-        "mmdebstrap", "--mode=root", "--variant=minbase", "--format=directory",
+        "mmdebstrap",
+        "--mode=root",
+        "--variant=minbase",
+        "--format=directory",
         f"--include={','.join((*BASE_PACKAGES, *LAB_PACKAGES))}",
-        "--aptopt=APT::Install-Recommends \"false\"",
-        "--aptopt=Acquire::Languages \"none\"",
+        '--aptopt=APT::Install-Recommends "false"',
+        '--aptopt=Acquire::Languages "none"',
         "--dpkgopt=force-unsafe-io",
         f"--essential-hook={LPSTAT_STUB_HOOK}",
         # Keep the downloaded .debs: they become the lab's apt repository.

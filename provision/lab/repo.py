@@ -28,8 +28,15 @@ def index() -> None:
     atomic_write(REPO_DIR / "Packages", proc.stdout)
     (REPO_DIR / "Release").unlink(missing_ok=True)
     proc = run(
-        ["apt-ftparchive", "-o", "APT::FTPArchive::Release::Origin=provision-lab",
-         "-o", f"APT::FTPArchive::Release::Suite={SUITE}", "release", "."],
+        [
+            "apt-ftparchive",
+            "-o",
+            "APT::FTPArchive::Release::Origin=provision-lab",
+            "-o",
+            f"APT::FTPArchive::Release::Suite={SUITE}",
+            "release",
+            ".",
+        ],
         cwd=REPO_DIR,
     )
     atomic_write(REPO_DIR / "Release", proc.stdout)
@@ -68,8 +75,12 @@ def ensure_server(pid: int | None) -> int:
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "http.server", str(REPO_PORT), "--bind", BRIDGE_ADDR, "--directory", str(REPO_DIR)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=lambda: cgroups.enter(REPO_CGROUP), cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: cgroups.enter(REPO_CGROUP),
+            cwd="/",
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1"},
         )
     finally:

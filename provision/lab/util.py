@@ -65,17 +65,30 @@ def run(
                 fh.flush()
                 started = time.monotonic()
                 proc = subprocess.run(
-                    list(argv), stdout=fh, stderr=subprocess.STDOUT, text=True,
-                    env=dict(env) if env is not None else None, cwd=cwd, timeout=timeout,
-                    stdin=subprocess.DEVNULL, check=False, preexec_fn=preexec,
+                    list(argv),
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env=dict(env) if env is not None else None,
+                    cwd=cwd,
+                    timeout=timeout,
+                    stdin=subprocess.DEVNULL,
+                    check=False,
+                    preexec_fn=preexec,
                 )
                 fh.write(f"# exit status {proc.returncode} after {time.monotonic() - started:.1f}s\n")
         else:
             proc = subprocess.run(
-                list(argv), capture_output=True, text=True,
-                env=dict(env) if env is not None else None, cwd=cwd, timeout=timeout,
-                input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL,
-                check=False, preexec_fn=preexec,
+                list(argv),
+                capture_output=True,
+                text=True,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                timeout=timeout,
+                input=input_text,
+                stdin=None if input_text is not None else subprocess.DEVNULL,
+                check=False,
+                preexec_fn=preexec,
             )
     except FileNotFoundError as exc:
         raise LabError(f"{argv[0]}: command not found (is its package installed?)") from exc
@@ -161,9 +174,7 @@ def file_lock(path: Path, timeout: float = 900.0) -> Iterator[None]:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if time.monotonic() > deadline:
-                    raise LabError(
-                        f"another 'provision lab' command holds {path} for over {timeout:.0f}s"
-                    ) from exc
+                    raise LabError(f"another 'provision lab' command holds {path} for over {timeout:.0f}s") from exc
                 time.sleep(0.2)
         yield
     finally:

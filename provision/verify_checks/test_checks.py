@@ -163,6 +163,58 @@ def check_share(
     assert guest == guest_ok, f"share [{name}] guest ok = {guest}, the spec says {guest_ok}"
 
 
+def parse_testparm(text: str) -> list[tuple[str, dict[str, str]]]:
+    """The sections of ``testparm -s`` output, in order: (name as written, {parameter: value}).
+
+    Parameter names are lower-cased; comments and blank lines are skipped.
+    """
+    sections: list[tuple[str, dict[str, str]]] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            sections.append((line[1:-1].strip(), {}))
+            continue
+        key, sep, value = line.partition("=")
+        if sep and sections:
+            sections[-1][1][key.strip().lower()] = value.strip()
+    return sections
+
+
+def _yes(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("yes", "true", "1", "on")
+
+
+def undeclared_sections(
+    sections: list[tuple[str, dict[str, str]]], shares: list[str], printers: list[str], builtin: list[str]
+) -> list[str]:
+    """What smb.conf serves beyond the spec, one description each ("share [x] (path /p)", "printer [y]").
+
+    Names compare case-insensitively, as Samba's do; [global] is never a share.
+    """
+    allowed = {n.lower() for n in (*shares, *printers, *builtin, "global")}
+    out = []
+    for name, params in sections:
+        if name.lower() in allowed:
+            continue
+        printable = _yes(params.get("printable")) or _yes(params.get("print ok"))
+        path = params.get("path")
+        out.append(f"{'printer' if printable else 'share'} [{name}]" + (f" (path {path})" if path else ""))
+    return out
+
+
+@kind
+def check_served_shares(host: Host, shares: list[str], printers: list[str], builtin: list[str]) -> None:
+    """Every section smb.conf serves is one the spec declares (or one the roles add)."""
+    res = host.run("testparm --suppress-prompt")
+    assert res.rc == 0, f"testparm cannot read smb.conf: {(res.stderr or res.stdout).strip()[-300:]}"
+    sections = parse_testparm(res.stdout)
+    extra = undeclared_sections(sections, shares, printers, builtin)
+    assert not extra, "smb.conf serves what the spec does not declare: " + "; ".join(extra)
+    print(", ".join(f"[{name}]" for name, _ in sections if name.lower() != "global") or "no shares")
+
+
 @kind
 def check_local_user(host: Host, name: str) -> None:
     assert host.user(name).exists, f"user {name} does not exist"
@@ -225,7 +277,13 @@ def check_password_policy(host: Host, min_length: int, history: int, lockout_thr
 
 @kind
 def check_joined(host: Host, client: str, realm: str) -> None:
+    """The join as the host's role made it: winbind members (domain_member) with net ads,
+    sssd clients (domain_client) with adcli."""
     if client == "winbind":
+        res = host.run("net ads testjoin")
+        assert res.rc == 0, (
+            f"the machine account in {realm} is broken (net ads testjoin): {res.stdout.strip() or res.stderr.strip()}"
+        )
         res = host.run("wbinfo -t")
         assert res.rc == 0, f"the trust to the domain is broken (wbinfo -t): {res.stdout.strip() or res.stderr.strip()}"
     else:

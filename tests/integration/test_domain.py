@@ -56,8 +56,16 @@ def run(address: str, command: str, *, stdin: str | None = None, timeout: float 
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def provision(*args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess[str], float]:
-    env = {**os.environ, **_secrets()}
+# A credential of the CI's own that has nothing to do with the spec: it must reach no artifact.
+DECOY = {"PROVISION_TEST_DECOY_TOKEN": "decoy-" + os.urandom(8).hex()}
+
+
+def provision(*args: str, timeout: float = 900, secrets: bool = True,
+              ) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {**os.environ, **(_secrets() if secrets else {}), **DECOY}
+    if not secrets:
+        for name in SECRETS:
+            env.pop(name, None)
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env=env, check=False)
@@ -93,10 +101,12 @@ def domain(lab_factory, network, tmp_path_factory):
     # Preflight fails on a DC whose Samba already serves DNS (it holds port 53 as
     # "dns[master]"): only fresh hosts get it.
     skip = [] if fresh else ["--skip-preflight"]
-    proc, seconds = provision("apply", str(SPEC), *skip, "--report-json", str(out / "first.json"))
+    proc, seconds = provision("apply", str(SPEC), *skip, "--report-json", str(out / "first.json"),
+                              "--keep-artifacts", str(out / "artifacts"))
     TIMES["first apply" + (" (fresh hosts)" if fresh else " (domain existed)")] = seconds
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
-    return {"hosts": hosts, "dir": out, "start": start, "fresh": fresh, "first": report(out / "first.json")}
+    return {"hosts": hosts, "dir": out, "start": start, "fresh": fresh, "first": report(out / "first.json"),
+            "output": proc.stdout + proc.stderr}
 
 
 def _verified(domain) -> None:
@@ -276,6 +286,42 @@ def test_second_apply_changes_nothing(domain):
     changes = [(o["host"], o["task"]) for o in rep["outcomes"] if o["status"] == "changed"]
     assert changed_hosts(rep) == {}, changes
     assert set(rep["hosts"]) == set(domain["hosts"])
+
+
+def test_artifacts_hold_no_environment_value_outside_the_allow_list(domain):
+    """Every value of the test's environment that the allow-list does not name (the decoy
+    token, the spec's secrets, whatever CI sets) is absent from the artifacts and output."""
+    from provision.secrets import ENV_ALLOW
+
+    env = {**os.environ, **_secrets(), **DECOY}
+    suspects = {
+        k: v for k, v in env.items()
+        if k not in ENV_ALLOW and k != "PATH" and len(v) >= 8 and not os.path.exists(v)
+    }
+    assert DECOY["PROVISION_TEST_DECOY_TOKEN"] in suspects.values()
+    blobs = [domain["output"]] + [
+        p.read_text(errors="replace") for p in (domain["dir"] / "artifacts").rglob("*") if p.is_file()
+    ]
+    assert len(blobs) > 3  # the artifacts are real
+    leaked = sorted(k for k, v in suspects.items() if any(v in b for b in blobs))
+    assert leaked == [], f"environment values in the artifacts: {leaked}"
+
+
+def test_check_without_secrets_sends_none_and_touches_nothing(domain, tmp_path):
+    probe = "sha256sum /var/lib/provision/converged.json /etc/samba/smb.conf /etc/krb5.keytab 2>/dev/null"
+    before = {h: run(a, probe).stdout for h, a in domain["hosts"].items()}
+    path = tmp_path / "dry.json"
+    proc, _ = provision("apply", str(SPEC), "--check", "--no-secrets", "--full", "--skip-preflight",
+                        "--report-json", str(path), "--keep-artifacts", str(tmp_path / "artifacts"), secrets=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    rep = report(path)
+    assert rep["check"] and rep["ok"]
+    assert {o["task"] for o in rep["outcomes"] if o["status"] == "unknown"}, "nothing reported as unknown"
+    assert {h: run(a, probe).stdout for h, a in domain["hosts"].items()} == before
+    blobs = [proc.stdout + proc.stderr] + [p.read_text(errors="replace")
+                                            for p in (tmp_path / "artifacts").rglob("*") if p.is_file()]
+    for value in _secrets().values():
+        assert not any(value in b for b in blobs)
 
 
 # --------------------------------------------------------------------------- joins repaired, left, removed

@@ -35,10 +35,46 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
+def _leaves(value: Any) -> list[str]:
+    """Every string inside a variable's value (dict values, list items)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _leaves(v)]
+    return []
+
+
+def _scrub(value: Any, secrets: list[str]) -> Any:
+    """``value`` with every occurrence of a secret replaced: digests are by value, not by name.
+
+    A password that also travels under an innocent name (a role default derived from
+    it, an argv) must not reach the recorded digest, even hashed.
+    """
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, "\0secret\0")
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
 def converged_request(
     roles: list[str], variables: dict[str, Any], code_dir: str, ignore: str
 ) -> dict[str, Any]:
     skip = re.compile(ignore)
+    # Values of the secret variables (named by ``ignore``), longest first so that a
+    # secret containing another is replaced whole.
+    secrets = sorted(
+        {s for k, v in variables.items() if skip.search(k) for s in _leaves(_plain(v)) if s},
+        key=len,
+        reverse=True,
+    )
     out: dict[str, Any] = {}
     for role in roles:
         watch_name = f"{role}_converged_watch"
@@ -50,10 +86,10 @@ def converged_request(
         # A role without a watch list cannot be proven converged: it always runs.
         watch = _plain(variables[watch_name]) if watch_name in variables else None
         # All of playbooks/: roles share templates, plugins and dependencies.
-        inputs = {"code": _tree_digest(code_dir), "vars": _plain(mine)}
+        inputs = {"code": _tree_digest(code_dir), "vars": _scrub(_plain(mine), secrets)}
         out[role] = {
             "inputs": hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest(),
-            "watch": None if watch is None else {k: v for k, v in watch.items() if k != "passwords"},
+            "watch": None if watch is None else _scrub({k: v for k, v in watch.items() if k != "passwords"}, secrets),
             "passwords": (watch or {}).get("passwords") or {},
         }
     return out
