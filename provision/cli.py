@@ -32,6 +32,31 @@ def report_options(f: F) -> F:
     )
 
 
+def _remember_connection(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta[f"provision.{param.name}"] = str(value.expanduser().absolute())
+
+
+def connection_options(f: F) -> F:
+    """--known-hosts and --identity: the operator's SSH trust, over the spec's (for unreviewed specs)."""
+    f = click.option(
+        "--identity",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember_connection,
+        help="SSH private key to use instead of the spec's ssh.identity_file.",
+    )(f)
+    return click.option(
+        "--known-hosts",
+        "known_hosts",
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember_connection,
+        help="known_hosts file to check host keys against instead of the spec's ssh.known_hosts_file "
+        "(keep it under the pipeline's control when the spec comes from a pull request).",
+    )(f)
+
+
 spec_argument = click.argument(
     "spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -79,7 +104,12 @@ def _problem_line(source: str, p: Problem) -> str:
 
 
 def _load(path: Path) -> Network:
-    return spec.load_network(path)
+    network = spec.load_network(path)
+    meta = click.get_current_context().meta
+    known_hosts, identity = meta.get("provision.known_hosts"), meta.get("provision.identity")
+    if known_hosts or identity:
+        network = network.with_connection(known_hosts_file=known_hosts, identity_file=identity)
+    return network
 
 
 def _summary(network: Network) -> str:
@@ -299,6 +329,7 @@ def _preflight(network: Network, hosts: list[Any], accept_new: bool) -> Any:
 
 @cli.command(name="preflight")
 @spec_argument
+@connection_options
 @click.option("--limit", help="Comma-separated host names to check.")
 @click.option(
     "--accept-new-host-keys",
@@ -366,6 +397,7 @@ class _LiveProgress:
 
 @cli.command()
 @spec_argument
+@connection_options
 @click.option("--check", is_flag=True, help="Dry run: report what would change, change nothing.")
 @click.option("--diff", is_flag=True, help="Show file differences of changed tasks.")
 @click.option("--limit", help="Comma-separated host names; the inventory is built for these only.")
@@ -486,6 +518,7 @@ def _verify(network: Network, hosts: list[Any]) -> Any:
 
 @cli.command(name="verify")
 @spec_argument
+@connection_options
 @click.option("--limit", help="Comma-separated host names to verify.")
 @report_options
 def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None) -> None:
@@ -506,6 +539,7 @@ def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, jun
 
 @cli.command()
 @spec_argument
+@connection_options
 @click.option("--limit", help="Comma-separated host names.")
 @report_options
 def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None) -> None:

@@ -7,7 +7,7 @@ applied in exactly one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -182,6 +182,19 @@ class Network:
     ssh: Ssh = field(default_factory=Ssh)
     source: str = ""  # the file it came from
     base_dir: str = ""  # relative secret and key files are resolved against this
+
+    def with_connection(self, known_hosts_file: str | None = None, identity_file: str | None = None) -> Network:
+        """The same network reached with the operator's key and known_hosts instead of the spec's.
+
+        A spec from an unreviewed pull request chooses its hosts: with the pipeline's own
+        known_hosts file, a host the pipeline does not know fails the host key check.
+        """
+        ssh = replace(
+            self.ssh,
+            known_hosts_file=known_hosts_file or self.ssh.known_hosts_file,
+            identity_file=identity_file or self.ssh.identity_file,
+        )
+        return replace(self, ssh=ssh)
 
     def hosts_by_role(self) -> dict[Role, list[Host]]:
         out: dict[Role, list[Host]] = {}

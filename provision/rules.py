@@ -863,6 +863,15 @@ def _reserved_share(name: str, mode: Any, kind: str) -> str | None:
     return None
 
 
+def reserved_reason(field: object, value: str) -> str | None:
+    """Why the schema's ``not`` refused ``value`` for a share's ``field``, said as the rules say it."""
+    if field == "path":
+        return _share_path_problem(value)
+    if field == "name":
+        return _reserved_share(value, None, "share")
+    return None
+
+
 # Single-label names that mean something else to DNS, WPAD/ISATAP discovery, /etc/hosts
 # or the generated Ansible inventory (its groups all, ungrouped, workgroup, domain and
 # the roles without '_').

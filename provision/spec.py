@@ -541,7 +541,7 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
         )
         return
     if error.validator == "not" and isinstance(instance, str):
-        yield Problem(where, f"{rules.clip(instance)} is reserved and cannot be used here")
+        yield Problem(where, rules.reserved_reason(last, instance) or f"{rules.clip(instance)} is reserved here")
         return
     if error.validator == "enum":
         options = ", ".join(str(v) for v in error.validator_value)  # type: ignore[union-attr]

@@ -71,3 +71,16 @@ def test_valid_spec_has_no_line_work(tmp_path: Path) -> None:
     r = spec.check(p)
     assert [(e.path, e.line) for e in r.errors] == [("users[0].password", 2)]
     assert "{env: VARIABLE}" in r.errors[0].message
+
+
+def test_operator_connection_overrides_the_spec() -> None:
+    from pathlib import Path
+
+    from provision import spec
+
+    net = spec.load_network(Path(__file__).resolve().parent.parent / "inventories" / "lab-workgroup.yml")
+    assert net.with_connection() == net
+    mine = net.with_connection(known_hosts_file="/ci/known_hosts")
+    assert mine.ssh.known_hosts_file == "/ci/known_hosts"
+    assert mine.ssh.identity_file == net.ssh.identity_file
+    assert net.with_connection(identity_file="/ci/key").ssh.identity_file == "/ci/key"

@@ -133,3 +133,15 @@ def test_check_without_secrets_sends_none_and_touches_nothing(lab, lab_ssh, tmp_
     refused = CliRunner().invoke(cli, ["apply", str(SPEC), "--no-secrets"])
     assert refused.exit_code == 2 and "--check" in refused.output
     os.environ.update(ENV)
+
+
+def test_operator_known_hosts_overrides_the_spec(lab, tmp_path: Path) -> None:
+    """A pipeline's own known_hosts decides which hosts are trusted, not the spec's."""
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    trusted = CliRunner().invoke(cli, ["preflight", str(SPEC)])
+    assert trusted.exit_code == 0, trusted.output
+    refused = CliRunner().invoke(cli, ["preflight", str(SPEC), "--known-hosts", str(empty)])
+    assert refused.exit_code == 3, refused.output
+    assert "host key" in refused.output.lower()
+    assert empty.read_text() == ""  # nothing recorded without --accept-new-host-keys

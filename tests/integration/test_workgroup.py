@@ -172,6 +172,8 @@ def test_verify_passes_then_names_exactly_what_was_broken(applied, lab_ssh, tmp_
         "chmod 0777 /srv/finance",
         "pdbedit -x -u bob >/dev/null && userdel bob",
         "nft add rule inet provision input tcp dport 8080 accept",
+        # A section made by hand (or injected): served, but not in the spec.
+        "printf '[backdoor]\\n  path = /etc\\n  read only = no\\n' >> /etc/samba/smb.conf",
     ])
     res = lab_ssh.run(peer2, breakage)
     assert res.returncode == 0, res.stderr
@@ -184,8 +186,9 @@ def test_verify_passes_then_names_exactly_what_was_broken(applied, lab_ssh, tmp_
     failed = {(c["host"], c["name"]) for c in json.loads(report.read_text())["checks"] if c["status"] == "fail"}
     assert failed == {
         ("peer2", "smbd"), ("peer2", "share finance"), ("peer2", "user bob"), ("peer2", "firewall"),
-        ("peer2", "clock"),
+        ("peer2", "clock"), ("peer2", "no undeclared shares"),
     }, out
+    assert "share [backdoor] (path /etc)" in out, out
     assert re.search(r"clock is off by \+(59\d|60\d) s", out), out
 
     drift_report = tmp_path / "drift.json"
