@@ -53,6 +53,8 @@ def _share(s: Share) -> dict[str, Any]:
         "owner": s.owner,
         "group": s.group,
         "mode": s.mode,
+        "streams": s.streams,
+        "macos": s.macos,
     }
 
 

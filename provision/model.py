@@ -65,6 +65,8 @@ class Share:
     owner: str = "root"
     group: str = "root"
     mode: str = "2770"
+    streams: bool = True  # alternate data streams in xattrs (vfs_streams_xattr)
+    macos: bool = True  # vfs_catia + vfs_fruit; only with streams
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import posixpath
 import re
 import socket
 import stat
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -389,6 +390,8 @@ def _check_shares(
                 found.error(f"shares[{j}].hosts[{k}]", f"host '{n}' is not declared under hosts")
     # Per host entry: smb.conf section names (lower case) -> where they were declared.
     per_host: dict[int, dict[str, str]] = {}
+    # Per host entry: (where, macOS interoperability on) of each share.
+    fruit: dict[int, list[tuple[str, bool]]] = defaultdict(list)
     # Per host entry: share paths -> where they were declared (nested shares bypass ACLs).
     paths_of: dict[int, dict[str, str]] = {}
     for path, share, idx in _share_sites(data, hosts, found):
@@ -427,7 +430,14 @@ def _check_shares(
         comment = share.get("comment")
         if isinstance(comment, str) and (why := _smb_text_problem(comment)) is not None:
             found.error(f"{path}.comment", f"the comment {why}")
+        if share.get("macos") is True and share.get("streams") is False:
+            found.error(
+                f"{path}.macos",
+                "macOS interoperability (vfs_fruit) keeps Finder metadata in alternate data streams: "
+                "it needs 'streams: true'; set 'macos: false' or drop 'streams: false'",
+            )
         for i in idx:
+            fruit[i].append((path, _macos(share)))
             host = _dict(hosts[i])
             role = host.get("role")
             if role in ("domain_controller",):
@@ -449,6 +459,15 @@ def _check_shares(
                     seen[key] = path
             if share_path is not None:
                 _nested_share(share_path, path, paths_of.setdefault(i, {}), host, found)
+    for i, flags in sorted(fruit.items()):
+        if len({on for _, on in flags}) > 1:
+            off = next(where for where, on in flags if not on)
+            found.warn(
+                f"{off}.macos",
+                f"host '{_dict(hosts[i]).get('name')}' mixes shares with and without macOS interoperability; "
+                "Samba warns that macOS clients then behave unpredictably (the first share they open decides): "
+                "set 'macos' the same on every share of the host",
+            )
     for i, h in enumerate(hosts):
         if type(h) is not dict or "printers" not in h:
             continue
@@ -465,6 +484,11 @@ def _check_shares(
                 if isinstance(n, str) and n not in groups:
                     found.error(f"{where}.groups[{k}]", f"group '{n}' is not declared under groups")
             _check_printer(_dict(p), where, mode, bad, sections, h, found)
+
+
+def _macos(share: Mapping[str, Any]) -> bool:
+    """Whether the share gets vfs_fruit: on by default, off with streams off."""
+    return bool(share.get("macos", True)) and bool(share.get("streams", True))
 
 
 def _check_printer(
@@ -1097,6 +1121,8 @@ def _share(raw: Mapping[str, Any]) -> Share:
         owner=raw.get("owner", "root"),
         group=raw.get("group", groups[0] if groups else "root"),
         mode=raw.get("mode", "2770"),
+        streams=raw.get("streams", True),
+        macos=_macos(raw),
     )
 
 

@@ -37,7 +37,7 @@ from provision.inventory import (
     select_hosts,
     write_unsafe,
 )
-from provision.model import Network
+from provision.model import Network, Role
 from provision.resources import playbooks_dir
 
 
@@ -332,7 +332,8 @@ def run(
     # ansible-runner looks ansible-playbook up on PATH: make sure ours (maybe in a venv) is found.
     envvars["PATH"] = os.pathsep.join([str(Path(_ansible_playbook()).parent), os.environ.get("PATH", "")])
     result = RunResult(check=options.check)
-    sizes = {"all": len(targets)}
+    # A role with no host in this run counts 0, not the whole run.
+    sizes = {"all": len(targets), **{r.value: 0 for r in Role}}
     for h in targets:
         sizes[h.role.value] = sizes.get(h.role.value, 0) + 1
     events = _Events(result, sizes, progress)

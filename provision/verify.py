@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision import shares
 from provision.errors import ProvisionError
 from provision.model import Host, Mode, Network, Role
 from provision.report import Check
@@ -94,23 +95,6 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
             add(CheckSpec(h.name, "smbd", "smbd", {"netbios": network.policies.smb.netbios}))
             add(CheckSpec(h.name, "smb1 refused", "smb1_refused"))
             add(CheckSpec(h.name, "guest refused", "guest_refused"))
-            for s in h.shares:
-                add(
-                    CheckSpec(
-                        h.name,
-                        f"share {s.name}",
-                        "share",
-                        {
-                            "name": s.name,
-                            "path": s.path,
-                            "owner": s.owner,
-                            "group": s.group,
-                            "read_only": s.read_only,
-                            "guest_ok": s.guest_ok,
-                            "valid": sorted([*s.users, *(f"@{g}" for g in s.groups)]),
-                        },
-                    )
-                )
             users = set()
             for s in h.shares:
                 users.update(_members(network, s.users, s.groups))
@@ -119,6 +103,25 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                 users.update(u.name for u in network.users)
             for name in sorted(users):
                 add(CheckSpec(h.name, f"user {name}", "local_user", {"name": name}))
+        for planned in shares.host_sections(network, h):
+            # The roles' own planner says what the share is: section, directory, ACL.
+            add(
+                CheckSpec(
+                    h.name,
+                    f"share {planned['name']}",
+                    "share_plan",
+                    {
+                        "name": planned["name"],
+                        "path": planned["path"],
+                        "options": planned["options"],
+                        "owner": planned["owner"],
+                        "group": planned["group"],
+                        "mode": planned["mode"],
+                        "acl": planned["acl_entries"],
+                        "nt_acls": planned["nt_acls"],
+                    },
+                )
+            )
         if h.role in SERVING_ROLES:
             # An smb.conf section the spec does not declare (injected, or made by hand) is drift.
             add(CheckSpec(h.name, "no undeclared shares", "served_shares", served_sections(h)))

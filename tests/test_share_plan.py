@@ -66,8 +66,8 @@ SHARES = [
 @pytest.mark.parametrize("raw", SHARES, ids=lambda s: repr({k: v for k, v in s.items() if k not in ("name", "path")}))
 def test_both_modes_give_the_same_acl_and_mode(raw: dict[str, Any]) -> None:
     wg, dom = both(raw)
-    assert plain(dom["acl"]) == wg["acl"]
-    assert dom["mode"] == wg["mode"]
+    assert plain(dom["spec_acl"]) == wg["acl"] == wg["spec_acl"]
+    assert dom["spec_mode"] == wg["mode"] == wg["spec_mode"]
     assert dom["create_mask"] == wg["create_mask"]
     assert dom["directory_mask"] == wg["directory_mask"]
     assert dom["acl_named"] == wg["acl_named"]
@@ -90,19 +90,21 @@ def test_read_only_with_write_list() -> None:
         "d:m::rwx",
         "d:u:alice:rwx",
     ]
-    assert dom["acl"] == plain(dom["acl"]).replace("u:alice", "u:LAB\\alice")
+    assert dom["spec_acl"] == plain(dom["spec_acl"]).replace("u:alice", "u:LAB\\alice")
     assert "u:LAB\\alice:rwx" in dom["acl_entries"]
     # The mask (rwx for alice) shows as the group digit; staff stays r-x through g::.
     assert wg["mode"] == dom["mode"] == "2770"
     assert options(wg)["read only"] == options(dom)["read only"] == "yes"
     assert options(wg)["write list"] == "alice"
-    assert options(dom)["write list"] == '"LAB\\alice"'
+    # The domain's admins may write on a read-only share: setting an ACL is a write.
+    assert options(dom)["write list"] == '"LAB\\alice" @"LAB\\domain admins"'
 
 
 def test_read_only_group_share_without_writers_narrows_the_mode() -> None:
     wg, dom = both(share(groups=["staff"], read_only=True))
-    assert wg["acl"] == plain(dom["acl"]) == "u::rwx,g::r-x,o::---,d:u::rwx,d:g::r-x,d:o::---"
-    assert wg["mode"] == dom["mode"] == "2750"
+    assert wg["acl"] == plain(dom["spec_acl"]) == "u::rwx,g::r-x,o::---,d:u::rwx,d:g::r-x,d:o::---"
+    assert wg["mode"] == dom["spec_mode"] == "2750"
+    assert dom["mode"] == "2770"  # the admins' rwx entry widens the mask, nobody else gains
     assert wg["declared_mode"] == "2770"
     assert not wg["acl_named"]
     assert "inherit acls" not in options(wg)
@@ -114,7 +116,7 @@ def test_write_list_group_beats_read_only() -> None:
     assert "g:LAB\\engineering:rwx" in dom["acl_entries"]
     assert "g::r-x" in wg["acl_entries"]
     assert options(wg)["write list"] == "@engineering"
-    assert options(dom)["write list"] == '@"LAB\\engineering"'
+    assert options(dom)["write list"] == '@"LAB\\engineering" @"LAB\\domain admins"'
 
 
 def test_read_list_beats_a_writable_share_and_write_list_beats_read_list() -> None:
@@ -138,7 +140,7 @@ def test_users_versus_groups() -> None:
         "u:alice:rwx",
     ]
     assert options(wg)["valid users"] == "alice @staff @engineering"
-    assert options(dom)["valid users"] == '"LAB\\alice" @"LAB\\staff" @"LAB\\engineering"'
+    assert options(dom)["valid users"] == '"LAB\\alice" @"LAB\\staff" @"LAB\\engineering" @"LAB\\domain admins"'
 
 
 def test_per_user_and_per_group_entries_with_defaults() -> None:
@@ -160,7 +162,7 @@ def test_owner_and_owning_group_use_the_base_entries() -> None:
 
 def test_no_lists_keeps_the_mode() -> None:
     wg, dom = both(share(mode="2775"))
-    assert wg["acl"] == plain(dom["acl"]) == "u::rwx,g::rwx,o::r-x,d:u::rwx,d:g::rwx,d:o::r-x"
+    assert wg["acl"] == plain(dom["spec_acl"]) == "u::rwx,g::rwx,o::r-x,d:u::rwx,d:g::rwx,d:o::r-x"
     assert "valid users" not in options(wg)
     assert wg["mode"] == "2775"
 
@@ -188,9 +190,75 @@ def test_lines_are_the_section() -> None:
         "   read only = no",
         "   guest ok = no",
         "   browseable = yes",
-        "   create mask = 0660",
+        "   create mask = 0760",
+        "   force create mode = 0100",
         "   directory mask = 2770",
+        "   vfs objects = catia fruit streams_xattr",
+        "   fruit:metadata = stream",
+        "   fruit:model = MacSamba",
+        "   fruit:posix_rename = yes",
+        "   fruit:veto_appledouble = no",
+        "   fruit:nfs_aces = no",
+        "   fruit:wipe_intentionally_left_blank_rfork = yes",
+        "   fruit:delete_empty_adfiles = yes",
+        "   store dos attributes = yes",
+        "   map archive = no",
     ]
+
+
+# --------------------------------------------------------------------------- what clients get
+
+
+def test_owner_gets_full_control_of_new_files_others_the_share_rights() -> None:
+    """rwx for the owner is Full Control to Windows: an open asking for every right
+    (GENERIC_ALL) needs it. Writers get rw- (Modify), readers r--; nobody else anything."""
+    for mode, create, force in (("2770", "0760", "0100"), ("2750", "0740", "0100"), ("2775", "0764", "0100")):
+        for plan in both(share(mode=mode)):
+            assert options(plan)["create mask"] == create
+            assert options(plan)["force create mode"] == force
+    wg, dom = both(share(groups=["staff"], read_only=True))
+    assert options(wg)["create mask"] == options(dom)["create mask"] == "0740"
+
+
+def test_streams_and_macos_on_by_default_switchable_per_share() -> None:
+    wg, dom = both(share(groups=["staff"]))
+    assert options(wg)["vfs objects"] == "catia fruit streams_xattr"
+    assert options(dom)["vfs objects"] == "catia fruit streams_xattr acl_xattr"
+    assert options(wg)["fruit:nfs_aces"] == "no"  # fruit never rewrites the spec's modes
+    wg, dom = both(share(groups=["staff"], macos=False))
+    assert options(wg)["vfs objects"] == "streams_xattr" and not any(k.startswith("fruit:") for k in options(wg))
+    assert options(dom)["vfs objects"] == "streams_xattr acl_xattr"
+    wg, dom = both(share(groups=["staff"], streams=False))
+    assert "vfs objects" not in options(wg) and not wg["macos"]  # fruit needs streams_xattr
+    assert options(dom)["vfs objects"] == "acl_xattr"
+    for plan in (wg, dom):
+        assert options(plan)["store dos attributes"] == "yes" and options(plan)["map archive"] == "no"
+
+
+def test_domain_admins_administer_every_domain_share() -> None:
+    wg, dom = both(share(groups=["staff"]))
+    assert "g:LAB\\domain admins:rwx" in dom["acl_entries"] and "d:g:LAB\\domain admins:rwx" in dom["acl_entries"]
+    assert "domain admins" not in dom["spec_acl"] and "domain admins" not in wg["acl"]
+    assert options(dom)["valid users"] == '@"LAB\\staff" @"LAB\\domain admins"'
+    assert "write list" not in options(dom)  # a writable share needs no write list for them
+    _, open_share = both(share())
+    assert "valid users" not in options(open_share)  # everyone may connect: nothing to add
+
+
+def test_domain_file_servers_store_nt_acls_with_inheritance() -> None:
+    wg, dom = both(share(groups=["staff"]))
+    assert dom["nt_acls"] and not wg["nt_acls"]
+    assert options(dom)["map acl inherit"] == "yes" and "map acl inherit" not in options(wg)
+    assert options(dom)["inherit acls"] == "yes"
+
+
+def test_homes_follow_the_hosts_shares() -> None:
+    peer = sp.samba_peer_plan([share(groups=["staff"], macos=False)], homes=True, users=[], groups=[])
+    section = next(s for s in peer["sections"] if s["name"] == "homes")
+    assert "   vfs objects = streams_xattr" in section["lines"]
+    assert "   force create mode = 0100" in section["lines"]
+    default = sp.samba_peer_plan([], homes=True, users=[], groups=[])
+    assert "   vfs objects = catia fruit streams_xattr" in default["sections"][0]["lines"]
 
 
 # --------------------------------------------------------------------------- defence in depth

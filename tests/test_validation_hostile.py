@@ -400,6 +400,19 @@ def test_nested_shares_warn() -> None:
     assert [p.path for p in result.warnings] == ["hosts[0].shares[1].path"]
 
 
+def test_mixing_macos_support_on_one_host_warns() -> None:
+    text = WG + PC1 + "    shares: [{name: a, path: /srv/a}, {name: b, path: /srv/b, macos: false}]\n"
+    result = spec.check_text(text, "x")
+    assert result.network is not None
+    assert [p.path for p in result.warnings] == ["hosts[0].shares[1].macos"]
+    assert "macOS clients" in result.warnings[0].message
+    same = WG + PC1 + "    shares: [{name: a, path: /srv/a, macos: false}, {name: b, path: /srv/b, streams: false}]\n"
+    result = spec.check_text(same, "x")
+    assert result.network is not None and result.warnings == []
+    a, b = result.network.hosts[0].shares
+    assert (a.streams, a.macos, b.streams, b.macos) == (True, False, False, False)
+
+
 # --------------------------------------------------------------------------- what stays allowed
 
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 from provision import spec, verify
 from provision.model import Host, Role
-from provision.verify_checks.test_checks import KINDS, parse_testparm, undeclared_sections
+from provision.verify_checks.test_checks import (
+    KINDS,
+    normalise_acl,
+    parse_testparm,
+    share_option_problems,
+    undeclared_sections,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +32,9 @@ def test_workgroup_checks_per_peer() -> None:
     assert "user carol" not in by_host["peer2"]
     assert "user carol" in by_host["peer3"]
     share = next(c for c in checks if c.host == "peer1" and c.name == "share projects")
-    assert share.params["valid"] == ["@staff"] and share.params["group"] == "staff"
+    assert share.kind == "share_plan" and share.params["group"] == "staff" and not share.params["nt_acls"]
+    assert ["valid users", "@staff"] in share.params["options"]
+    assert "d:g::rwx" in share.params["acl"]
     fw = next(c for c in checks if c.kind == "firewall")
     assert fw.params["allow_from"] == ["10.231.0.0/24"]
 
@@ -179,3 +187,47 @@ def test_homes_is_allowed_only_where_the_spec_enables_it() -> None:
     sections = parse_testparm(text)
     assert undeclared_sections(sections, ["scratch"], [], ["homes"]) == []
     assert undeclared_sections(sections, ["scratch"], [], []) == ["share [homes]"]
+
+
+def test_domain_file_server_shares_are_checked_against_the_planner() -> None:
+    net = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+    shares = {c.name: c.params for c in verify.derive(net) if c.host == "fs1" and c.kind == "share_plan"}
+    assert set(shares) == {"share projects", "share common"}
+    common = shares["share common"]
+    assert common["nt_acls"] and common["group"] == "LAB\\staff"
+    assert dict(map(tuple, common["options"]))["vfs objects"] == "catia fruit streams_xattr acl_xattr"
+    assert "g:LAB\\domain admins:rwx" in common["acl"]
+    assert not any(c.kind == "share_plan" for c in verify.derive(net) if c.host != "fs1")
+
+
+def test_share_options_compare_the_way_samba_reads_them() -> None:
+    planned = [
+        ["path", "/srv/common"],
+        ["valid users", '@"LAB\\staff" @"LAB\\domain admins"'],
+        ["read only", "yes"],
+        ["guest ok", "no"],
+        ["create mask", "0760"],
+        ["vfs objects", "catia fruit streams_xattr acl_xattr"],
+        ["store dos attributes", "yes"],
+    ]
+    # testparm's spelling: defaults left out, quotes moved, case and leading zeros changed.
+    testparm = {
+        "path": "/srv/common",
+        "valid users": '@LAB\\staff "@LAB\\domain admins"',
+        "create mask": "0760",
+        "vfs objects": "catia fruit streams_xattr acl_xattr",
+    }
+    assert share_option_problems(planned, testparm) == []
+    assert share_option_problems(planned, {**testparm, "create mask": "0660"}) == [
+        "create mask = 0660, the spec means 0760"
+    ]
+    hand = share_option_problems(planned, {**testparm, "force user": "root", "read only": "No"})
+    assert hand == ["read only = No, the spec means yes", "force user = root is set by hand (not from the spec)"]
+    assert share_option_problems(planned, {**testparm, "vfs objects": "fruit catia streams_xattr acl_xattr"})
+
+
+def test_acls_compare_across_notations() -> None:
+    planned = ["u::rwx", "g::r-x", "o::---", "m::rwx", "g:LAB\\domain admins:rwx", "d:u::rwx"]
+    getfacl = ["user::rwx", "group::r-x", "other::---", "mask::rwx", "group:domain\\040admins:rwx", "default:user::rwx"]
+    assert normalise_acl(planned) == normalise_acl(getfacl)
+    assert normalise_acl(planned) != normalise_acl([*getfacl[:-1], "default:user::rw-"])

@@ -20,6 +20,11 @@ such as the engine's generated rollout), so ``samba_workgroup`` (peers) and
   (``NETBIOS\\name`` on disk, ``"NETBIOS\\name"`` / ``@"NETBIOS\\group"`` in
   smb.conf) and guests are always refused (``map to guest = never``).
 
+* New files give their owner rwx (Full Control to Windows clients, so opens that
+  ask for all rights succeed) and everyone else the share's rights without x.
+  DOS attributes, alternate data streams and (``macos``) Apple metadata live in
+  extended attributes; a domain file server also stores NT ACLs (``acl_xattr``).
+
 The planner is also the only place that writes share (and printer, and
 ``[homes]``) option lines for smb.conf. Behind the spec's own validation it
 refuses, as defence in depth, any value with a newline, CR or other control
@@ -56,6 +61,9 @@ _NAME_BAD = re.compile(r"[\s,\"'\\/:;=@+&%#\[\]*?<>|]")
 _GROUP_PREFIXES = "@+&"
 
 _DEFAULT_MODE = "2770"
+
+# The AD group whose members administer a domain file server's shares.
+DOMAIN_ADMINS = "domain admins"
 
 
 # --------------------------------------------------------------------------- safe values
@@ -175,6 +183,52 @@ def _mode_arg(mode: Any) -> str:
     return str(mode)
 
 
+# --------------------------------------------------------------------------- file system features
+
+# vfs_fruit's settings as Samba's manual page recommends them for macOS clients;
+# nfs_aces = no keeps fruit from rewriting the spec's modes from Apple's NFS ACEs.
+FRUIT_OPTIONS = (
+    ("fruit:metadata", "stream"),
+    ("fruit:model", "MacSamba"),
+    ("fruit:posix_rename", "yes"),
+    ("fruit:veto_appledouble", "no"),
+    ("fruit:nfs_aces", "no"),
+    ("fruit:wipe_intentionally_left_blank_rfork", "yes"),
+    ("fruit:delete_empty_adfiles", "yes"),
+)
+
+
+def vfs_objects(streams: bool, macos: bool, nt_acls: bool) -> list[str]:
+    """The share's VFS modules, in stacking order: catia before fruit before streams_xattr."""
+    modules = ["catia", "fruit"] if macos and streams else []
+    if streams:
+        modules.append("streams_xattr")
+    if nt_acls:
+        modules.append("acl_xattr")
+    return modules
+
+
+def file_system_options(streams: bool, macos: bool, nt_acls: bool) -> list[tuple[str, str]]:
+    """What a share stores beside the file data, the same for every share role.
+
+    DOS attributes live in the ``user.DOSATTRIB`` xattr only (``map archive = no``),
+    so attribute changes never touch the modes the spec sets. Alternate data streams
+    (a download's Zone.Identifier, Apple's AFP_AfpInfo) live in xattrs. On a domain
+    file server NT ACLs are stored too (``acl_xattr``), with inheritance mapped, so
+    Windows' Security tab works on what lies below the share's root.
+    """
+    options: list[tuple[str, str]] = []
+    modules = vfs_objects(streams, macos, nt_acls)
+    if modules:
+        options.append(("vfs objects", " ".join(modules)))
+    if macos and streams:
+        options += FRUIT_OPTIONS
+    options += [("store dos attributes", "yes"), ("map archive", "no")]
+    if nt_acls:
+        options.append(("map acl inherit", "yes"))
+    return options
+
+
 # --------------------------------------------------------------------------- the policy
 
 
@@ -208,6 +262,20 @@ def share_access(
     for kind, name in write_list:
         grant(kind, name, WRITE)
     return access
+
+
+def _acl_entries(
+    u_bits: int, g_bits: int, o_bits: int, named: list[tuple[str, str, int]]
+) -> tuple[list[str], int]:
+    """A directory's access entries and their default twins, and the group digit on disk (the mask)."""
+    entries = [f"u::{_perm(u_bits)}", f"g::{_perm(g_bits)}", f"o::{_perm(o_bits)}"]
+    mask = g_bits
+    if named:
+        for _, _, bits in named:
+            mask |= bits
+        entries.append(f"m::{_perm(mask)}")
+        entries += [f"{kind}:{who}:{_perm(bits)}" for kind, who, bits in named]
+    return entries + [f"d:{e}" for e in entries], mask
 
 
 def plan_share(
@@ -244,6 +312,9 @@ def plan_share(
     # A domain member maps nobody to guest (map to guest = never): guests are refused there.
     guest_ok = _bool(share.get("guest_ok"), False, f"share '{name}' guest_ok") and not domain
     browseable = _bool(share.get("browseable"), True, f"share '{name}' browseable")
+    streams = _bool(share.get("streams"), True, f"share '{name}' streams")
+    # vfs_fruit hands every stream but Apple's own to streams_xattr: no streams, no fruit.
+    macos = _bool(share.get("macos"), True, f"share '{name}' macos") and streams
     owner = _account(share.get("owner") or "root", f"share '{name}' owner")
     # The schema says: the share's first group, else root.
     group = _account(share.get("group") or (groups[0] if groups else "root"), f"share '{name}' group")
@@ -274,15 +345,13 @@ def plan_share(
     def on_disk(who: str) -> str:
         return f"{netbios}\\{who}" if domain else who
 
-    mask = g_bits
-    for _, _, bits in named:
-        mask |= bits
-    eff_g = mask if named else g_bits
-    access_entries = [f"u::{_perm(u_bits)}", f"g::{_perm(g_bits)}", f"o::{_perm(o_bits)}"]
-    if named:
-        access_entries.append(f"m::{_perm(mask)}")
-        access_entries += [f"{kind}:{on_disk(who)}:{_perm(bits)}" for kind, who, bits in named]
-    acl_entries = access_entries + [f"d:{e}" for e in access_entries]
+    # The spec's ACL: the same in both modes (names qualified in a domain).
+    spec_entries, eff_g = _acl_entries(u_bits, g_bits, o_bits, [(k, on_disk(w), b) for k, w, b in named])
+    # On a domain file server the domain's administrators also administer every share
+    # (Full Control, as BUILTIN\Administrators on a Windows file server), so the Security
+    # tab and smbcacls work for them; the spec cannot name that group itself.
+    admin = [("g", on_disk(DOMAIN_ADMINS), WRITE)] if domain else []
+    acl_entries, disk_g = _acl_entries(u_bits, g_bits, o_bits, [(k, on_disk(w), b) for k, w, b in named] + admin)
 
     def conf_user(who: str) -> str:
         return f'"{netbios}\\{who}"' if domain else who
@@ -295,9 +364,21 @@ def plan_share(
     valid_users = [conf_user(u) for u in users] + [conf_principal("@", "g", g) for g in groups]
     conf_read = _uniq(conf_principal(*p) for p in read_list)
     conf_write = _uniq(conf_principal(*p) for p in write_list)
+    if domain:
+        admins = conf_principal("@", "g", DOMAIN_ADMINS)
+        if valid_users:
+            valid_users.append(admins)
+        if read_only:
+            conf_write.append(admins)  # setting an ACL is a write, refused on a read-only share
     directory_mask = f"{special}{u_bits}{eff_g}{o_bits}"
-    # Files: never executable by default; directories: the share's rights.
-    create_mask = f"0{u_bits & 6}{eff_g & 6}{o_bits & 6}"
+    # On disk the ACL mask is the mode's group digit: the directory's mode says so too.
+    disk_mode = f"{special}{u_bits}{disk_g}{o_bits}"
+    # Files: the owner gets rwx, which Samba maps to Full Control (acl map full control):
+    # without it, an open asking for all rights (GENERIC_ALL, as Office and Explorer do)
+    # is refused, and with it the locks, leases and durable handles that follow it. The
+    # others get the share's rights without x (Modify, not Full Control, as on Windows).
+    create_mask = f"0{u_bits}{eff_g & 6}{o_bits & 6}"
+    force_create = f"0{u_bits & _X}00"
 
     options: list[tuple[str, str]] = [("path", path)]
     if comment:
@@ -313,10 +394,12 @@ def plan_share(
         ("guest ok", _yesno(guest_ok)),
         ("browseable", _yesno(browseable)),
         ("create mask", create_mask),
+        ("force create mode", force_create),
         ("directory mask", directory_mask),
     ]
-    if named:
+    if named or domain:
         options.append(("inherit acls", "yes"))
+    options += file_system_options(streams, macos, domain)
 
     return {
         "name": name,
@@ -333,11 +416,17 @@ def plan_share(
         "owner": on_disk(owner) if owner != "root" else owner,
         "group": on_disk(group) if group != "root" else group,
         "declared_mode": declared_mode,
-        "mode": directory_mask,
+        "mode": disk_mode,
+        "spec_mode": directory_mask,
         "create_mask": create_mask,
         "directory_mask": directory_mask,
+        "force_create_mode": force_create,
+        "streams": streams,
+        "macos": macos,
+        "nt_acls": domain,
         "acl_entries": acl_entries,
         "acl": ",".join(acl_entries),
+        "spec_acl": ",".join(spec_entries),
         "acl_named": bool(named),
         "options": [list(o) for o in options],
         "lines": _lines(name, options),
@@ -401,16 +490,24 @@ def plan_printer(printer: dict[str, Any], spool_path: str = "/var/spool/samba") 
     }
 
 
-def homes_section(comment: str = "Home directories") -> dict[str, Any]:
-    """The [homes] section a peer with ``homes`` offers (each user sees only their own)."""
+def homes_section(
+    comment: str = "Home directories", streams: bool = True, macos: bool = True
+) -> dict[str, Any]:
+    """The [homes] section a peer with ``homes`` offers (each user sees only their own).
+
+    Its owner gets Full Control of their files (u+x, see ``plan_share``); streams and
+    macOS support follow the host's shares.
+    """
     options: list[tuple[str, str]] = [
         ("comment", smb_conf_value(comment, "[homes] comment")),
         ("valid users", "%S"),
         ("read only", "no"),
         ("browseable", "no"),
-        ("create mask", "0600"),
+        ("create mask", "0700"),
+        ("force create mode", "0100"),
         ("directory mask", "0700"),
     ]
+    options += file_system_options(streams, macos, nt_acls=False)
     return {"name": "homes", "options": [list(o) for o in options], "lines": _lines("homes", options)}
 
 
@@ -472,7 +569,11 @@ def samba_peer_plan(
     planned = [plan_share(s, "workgroup", "", dict(share_defaults or {}), wanted_users, need_groups) for s in shares]
     planned_printers = [plan_printer(p, spool_path) for p in printers]
     _refuse_duplicates([s["name"] for s in planned] + [p["name"] for p in planned_printers])
-    sections = ([homes_section(homes_comment)] if homes else []) + planned + planned_printers
+    # [homes] follows the host's shares: macOS clients want fruit on every share or on none.
+    homes_streams = all(s["streams"] for s in planned)
+    homes_macos = all(s["macos"] for s in planned)
+    homes_plan = [homes_section(homes_comment, homes_streams, homes_macos)] if homes else []
+    sections = homes_plan + planned + planned_printers
 
     return {
         "shares": planned,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
+import shlex
 import time
 from collections.abc import Callable
 from typing import Any
@@ -132,35 +134,126 @@ def check_guest_refused(host: Host) -> None:
     assert res.rc != 0, "anonymous/guest listing of shares was accepted"
 
 
-def _share_params(host: Host, name: str) -> dict[str, str]:
-    res = host.run("testparm -s --section-name=%s 2>/dev/null", name)
-    out: dict[str, str] = {}
-    for line in res.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip().lower()] = value.strip()
+# smb.conf parameters whose value is a list (order matters only for vfs objects).
+_LIST_PARAMS = {"valid users", "invalid users", "read list", "write list", "admin users", "vfs objects"}
+_OCTAL_PARAMS = {"create mask", "directory mask", "force create mode", "force directory mode"}
+# What Samba uses for a parameter testparm leaves out because it is at its default.
+SAMBA_DEFAULTS = {
+    "comment": "",
+    "read only": "yes",
+    "guest ok": "no",
+    "browseable": "yes",
+    "store dos attributes": "yes",
+    "map archive": "yes",
+    "inherit acls": "no",
+    "map acl inherit": "no",
+    "create mask": "0744",
+    "force create mode": "0000",
+    "directory mask": "0755",
+    "vfs objects": "",
+}
+
+
+def _tokens(value: str) -> list[str]:
+    """A list parameter's entries, quotes removed, backslashes kept (LAB\\alice)."""
+    lexer = shlex.shlex(value, posix=True)
+    lexer.whitespace_split = True
+    lexer.whitespace += ","
+    lexer.escape = ""
+    return [t.lower() for t in lexer]
+
+
+def normalise(key: str, value: str) -> Any:
+    """A parameter's value in a form that compares the way Samba reads it."""
+    key = key.lower()
+    value = value.strip()
+    if key in _LIST_PARAMS:
+        tokens = _tokens(value)
+        return tokens if key == "vfs objects" else sorted(set(tokens))
+    if key in _OCTAL_PARAMS:
+        return int(value, 8) if value else 0
+    low = value.lower()
+    if low in ("yes", "true", "on", "no", "false", "off"):
+        return low in ("yes", "true", "on")
+    return value if key in ("path", "comment") else low
+
+
+def share_option_problems(expected: list[list[str]], actual: dict[str, str]) -> list[str]:
+    """How smb.conf's section differs from the planned one: values that differ, and
+    parameters nobody planned (a ``force user`` or ``root preexec`` added by hand)."""
+    want = {k.lower(): v for k, v in expected}
+    problems = []
+    for key, value in want.items():
+        have = actual.get(key, SAMBA_DEFAULTS.get(key))
+        if have is None or normalise(key, have) != normalise(key, value):
+            problems.append(f"{key} = {have if have is not None else '(unset)'}, the spec means {value}")
+    for key in sorted(set(actual) - set(want)):
+        problems.append(f"{key} = {actual[key]} is set by hand (not from the spec)")
+    return problems
+
+
+def _unqualified(name: str) -> str:
+    """An account as getfacl shows it: octal escapes undone, without NETBIOS\\ (winbind default domain)."""
+    name = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), name)
+    return name.rsplit("\\", 1)[-1].lower()
+
+
+def normalise_acl(entries: list[str]) -> set[str]:
+    """ACL entries in one notation: planner's ``d:u:LAB\\alice:rwx`` and getfacl's ``default:user:alice:rwx``."""
+    long = {"u": "user", "g": "group", "o": "other", "m": "mask"}
+    out = set()
+    for raw in entries:
+        e = raw.strip()
+        if not e or e.startswith("#"):
+            continue
+        default = e.startswith(("d:", "default:"))
+        e = e.split(":", 1)[1] if default else e
+        kind, _, rest = e.partition(":")
+        who, _, perms = rest.rpartition(":")
+        out.add(f"{'default:' if default else ''}{long.get(kind, kind)}:{_unqualified(who)}:{perms}")
     return out
 
 
 @kind
-def check_share(
-    host: Host, name: str, path: str, owner: str, group: str, read_only: bool, guest_ok: bool, valid: list[str]
+def check_share_plan(
+    host: Host,
+    name: str,
+    path: str,
+    options: list[list[str]],
+    owner: str,
+    group: str,
+    mode: str,
+    acl: list[str],
+    nt_acls: bool,
 ) -> None:
-    params = _share_params(host, name)
-    assert params, f"share [{name}] is not configured in smb.conf"
-    assert params.get("path") == path, f"share [{name}] path is {params.get('path')!r}, the spec says {path!r}"
-    folder = host.file(path)
-    assert folder.is_directory, f"{path} does not exist"
-    assert folder.user == owner, f"{path} is owned by {folder.user}, the spec says {owner}"
-    assert folder.group == group, f"{path} has group {folder.group}, the spec says {group}"
-    assert folder.mode & 0o007 == 0 or guest_ok, f"{path} is open to others (mode {folder.mode:o})"
-    actual_ro = params.get("read only", "Yes").lower() in ("yes", "true")  # Samba's default is yes
-    assert actual_ro == read_only, f"share [{name}] read only = {actual_ro}, the spec says {read_only}"
-    actual_valid = sorted(v.strip() for v in params.get("valid users", "").replace(",", " ").split() if v.strip())
-    if valid:
-        assert actual_valid == sorted(valid), f"share [{name}] valid users = {actual_valid}, the spec says {valid}"
-    guest = params.get("guest ok", "No").lower() in ("yes", "true")
-    assert guest == guest_ok, f"share [{name}] guest ok = {guest}, the spec says {guest_ok}"
+    """The share is exactly what the planner (the roles' own) makes of the spec: its smb.conf
+    section, its directory's owner, group, mode and ACL, and on a domain file server no NT
+    ACL of its own on the share's root (one set from Windows overrides the spec's)."""
+    res = host.run("testparm -s --section-name=%s 2>/dev/null", name)
+    actual = {}
+    for line in res.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            actual[key.strip().lower()] = value.strip()
+    assert actual, f"share [{name}] is not configured in smb.conf"
+    problems = [f"smb.conf [{name}]: {p}" for p in share_option_problems(options, actual)]
+    st = host.run("stat -c '%%U\t%%G\t%%a' %s", path)
+    assert st.rc == 0, f"{path} does not exist"
+    user, grp, octal = st.stdout.strip().split("\t")
+    if _unqualified(user) != _unqualified(owner) or _unqualified(grp) != _unqualified(group):
+        problems.append(f"{path} is owned by {user}:{grp}, the spec means {owner}:{group}")
+    if int(octal, 8) != int(mode, 8):
+        problems.append(f"{path} has mode {int(octal, 8):04o}, the spec means {int(mode, 8):04o}")
+    facl = host.run("getfacl -cE --absolute-names %s", path)
+    have, want = normalise_acl(facl.stdout.splitlines()), normalise_acl(acl)
+    if have != want:
+        extra, missing = sorted(have - want), sorted(want - have)
+        parts = [f"extra {', '.join(extra)}"] if extra else []
+        parts += [f"missing {', '.join(missing)}"] if missing else []
+        problems.append(f"{path} ACL differs: " + "; ".join(parts))
+    if nt_acls and host.run("getfattr --absolute-names -n security.NTACL %s", path).rc == 0:
+        problems.append(f"{path} carries an NT ACL set by hand (from Windows or smbcacls); the next apply removes it")
+    assert not problems, "; ".join(problems)
 
 
 def parse_testparm(text: str) -> list[tuple[str, dict[str, str]]]:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+import smb2client
 import yaml
 
 from provision.lab import IDENTITY_FILE, KNOWN_HOSTS
@@ -222,6 +223,60 @@ def test_share_directories_carry_domain_acls(domain):
     assert "user:alice:rwx" in common and "group::r-x" in common and "other::---" in common, out.stdout
     gid = run(domain["hosts"]["fs1"], "stat -c %g /srv/common; getent group 'LAB\\staff' | cut -d: -f3").stdout.split()
     assert gid[0] == gid[1] != "50", gid  # the domain's staff, not Debian's local one
+
+
+# --------------------------------------------------------------------------- real SMB2/3 clients, Windows ACLs
+
+
+@pytest.mark.parametrize("behaviour", sorted(smb2client.BEHAVIOURS))
+@pytest.mark.parametrize("share", ["projects", "common"])
+def test_windows_and_macos_clients_get_what_a_default_share_gives(domain, behaviour, share):
+    """As alice, who may write on both: full-access opens, locks, leases, durable handles, streams."""
+    smb2client.BEHAVIOURS[behaviour](domain["hosts"]["fs1"], share, "LAB\\alice", _secrets()["LAB_ALICE_PW"])
+
+
+def test_smb2_clients_still_get_only_what_the_spec_says(domain):
+    fs1, bob = domain["hosts"]["fs1"], _secrets()["LAB_BOB_PW"]
+    assert smb2client.connect_status(fs1, "projects", "LAB\\bob", bob) == smb2client.STATUS_ACCESS_DENIED
+    assert smb2client.connect_status(fs1, "common", "LAB\\bob", bob) == 0
+    assert smb2client.create_status(fs1, "common", "LAB\\bob", bob) == smb2client.STATUS_ACCESS_DENIED
+
+
+def _smbcacls(domain, share: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """smbcacls on the share's root from ws2, as the domain's Administrator (password on stdin)."""
+    quoted = " ".join(f"'{a}'" for a in args)
+    script = (f"read -r PASSWD; export PASSWD; "
+              f"smbcacls //fs1.{DOMAIN}/{share} '' -U 'LAB\\Administrator' {quoted}")
+    return run(domain["hosts"]["ws2"], script, stdin=_secrets()["LAB_ADMIN_PW"] + "\n")
+
+
+def test_nt_acl_set_from_windows_is_stored_reported_and_restored(domain, tmp_path):
+    """A domain admin edits a share's permissions as Windows' Security tab would: the NT ACL
+    is stored, verify and drift name the share, and the next apply restores the spec's ACL."""
+    before = _smbcacls(domain, "projects")
+    assert before.returncode == 0, before.stdout + before.stderr
+    assert "LAB\\engineering" in before.stdout and "LAB\\bob" not in before.stdout
+    changed = _smbcacls(domain, "projects", "--add", "ACL:LAB\\bob:ALLOWED/OI|CI/FULL")
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert "ACL:LAB\\bob:ALLOWED/OI|CI/FULL" in _smbcacls(domain, "projects").stdout  # stored, read back
+    stored = run(domain["hosts"]["fs1"], "getfattr --absolute-names -n security.NTACL /srv/projects")
+    assert stored.returncode == 0, "no NT ACL stored in the share's extended attributes"
+
+    report = tmp_path / "drift.json"
+    proc, _ = provision("drift", str(SPEC), "--limit", "fs1", "--report-json", str(report))
+    assert proc.returncode == 6, proc.stdout[-3000:] + proc.stderr[-3000:]
+    drift = json.loads(report.read_text())
+    failed = {c["name"] for c in drift["verify"]["checks"] if c["status"] == "fail"}
+    assert failed == {"share projects"}, failed
+    assert any(o["host"] == "fs1" and "ACL" in o["task"] for o in drift["run"]["outcomes"]), drift["run"]
+
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", "fs1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    after = _smbcacls(domain, "projects")
+    assert after.returncode == 0 and "LAB\\bob" not in after.stdout, after.stdout
+    assert sorted(after.stdout.splitlines()) == sorted(before.stdout.splitlines())
+    proc, _ = provision("verify", str(SPEC), "--limit", "fs1")
+    assert proc.returncode == 0, proc.stdout[-3000:]
 
 
 # --------------------------------------------------------------------------- policy, replication, time

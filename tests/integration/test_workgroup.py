@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import smb2client
 from click.testing import CliRunner
 
 from provision import spec
@@ -111,6 +112,26 @@ def test_anonymous_guest_and_smb1_are_refused(applied, lab_ssh) -> None:
         code, out = smb(lab_ssh, src, target, "projects" if target == "peer1" else "finance", "alice", "ls",
                         extra="-m NT1")
         assert code != 0, out
+
+
+# --------------------------------------------------------------------------- real SMB2/3 clients
+
+
+@pytest.mark.parametrize("behaviour", sorted(smb2client.BEHAVIOURS))
+@pytest.mark.parametrize(("peer", "share"), [("peer1", "projects"), ("peer1", "handbook")])
+def test_windows_and_macos_clients_get_what_a_default_share_gives(applied, behaviour, peer, share) -> None:
+    """As an allowed writer (alice): full-access opens, locks, leases, durable handles, streams."""
+    smb2client.BEHAVIOURS[behaviour](applied[peer], share, "alice", PASSWORDS["alice"])
+
+
+def test_smb2_clients_still_get_only_what_the_spec_says(applied) -> None:
+    peer1 = applied["peer1"]
+    # carol is not in staff: refused at the door of [projects].
+    assert smb2client.connect_status(peer1, "projects", "carol", PASSWORDS["carol"]) == smb2client.STATUS_ACCESS_DENIED
+    # bob may read [handbook] but not write (only alice is on its write list).
+    assert smb2client.connect_status(peer1, "handbook", "bob", PASSWORDS["bob"]) == 0
+    assert smb2client.create_status(peer1, "handbook", "bob", PASSWORDS["bob"]) == smb2client.STATUS_ACCESS_DENIED
+    assert smb2client.create_status(peer1, "handbook", "alice", PASSWORDS["alice"]) == 0
 
 
 def test_second_apply_changes_nothing(applied, tmp_path) -> None:

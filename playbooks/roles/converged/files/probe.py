@@ -78,6 +78,8 @@ def dir_state(path):
         "meta": owner(st),
         "acl": acl(path, "system.posix_acl_access"),
         "default_acl": acl(path, "system.posix_acl_default"),
+        # An NT ACL stored by Samba's acl_xattr (set from Windows or smbcacls) overrides the spec's.
+        "nt_acl": acl(path, "security.NTACL"),
     }
 
 
