@@ -76,7 +76,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/validate.py
-	@echo "as root, with the lab: $(BIN)/python bench/lab.py, bench/engine.py, bench/apply.py SPEC [--cold]"
+	@echo "as root, with the lab: $(BIN)/python bench/lab.py, bench/engine.py, bench/apply.py SPEC [--cold], bench/smb_clients.py (needs samba-testsuite)"
 
 lab-down: venv
 	$(BIN)/provision lab down --destroy
