@@ -8,10 +8,11 @@ SPEC ?= inventories/lab-workgroup.yml
 DEMO_ENV ?= /var/lib/provision/lab/demo.env
 # Debian packages the controller needs: the venv, SSH, and the lab (nspawn, mmdebstrap, the
 # local apt repository). The real clients the tests check with run inside the lab's hosts;
-# libfaketime lets a test skew one lab host's clock (containers share the kernel's clock).
+# libfaketime lets a test skew one lab host's clock (containers share the kernel's clock);
+# acl (getfacl, setfacl) cross-checks the ACLs the playbooks' own module writes.
 # gpg and libdpkg-perl are what mmdebstrap recommends to pick and check the archive keyring.
 HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client mmdebstrap gpg libdpkg-perl \
-	systemd-container apt-utils iproute2 iputils-ping util-linux mount libfaketime
+	systemd-container apt-utils iproute2 iputils-ping util-linux mount libfaketime acl
 
 .PHONY: help deps venv demo demo-plan test test-unit test-lab lint bench clean lab-down
 
@@ -69,8 +70,8 @@ test-unit: venv
 	$(BIN)/python -m pytest -q -m "not lab"
 
 lint: venv
-	$(BIN)/ruff check provision tests bench
-	$(BIN)/ruff format --check provision
+	$(BIN)/ruff check provision tests bench playbooks
+	$(BIN)/ruff format --check provision playbooks/library playbooks/module_utils playbooks/filter_plugins
 	$(BIN)/mypy
 	cd playbooks && ../$(BIN)/yamllint . && ../$(BIN)/ansible-lint --profile production
 

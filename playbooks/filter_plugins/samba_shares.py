@@ -264,9 +264,7 @@ def share_access(
     return access
 
 
-def _acl_entries(
-    u_bits: int, g_bits: int, o_bits: int, named: list[tuple[str, str, int]]
-) -> tuple[list[str], int]:
+def _acl_entries(u_bits: int, g_bits: int, o_bits: int, named: list[tuple[str, str, int]]) -> tuple[list[str], int]:
     """A directory's access entries and their default twins, and the group digit on disk (the mask)."""
     entries = [f"u::{_perm(u_bits)}", f"g::{_perm(g_bits)}", f"o::{_perm(o_bits)}"]
     mask = g_bits
@@ -490,9 +488,7 @@ def plan_printer(printer: dict[str, Any], spool_path: str = "/var/spool/samba") 
     }
 
 
-def homes_section(
-    comment: str = "Home directories", streams: bool = True, macos: bool = True
-) -> dict[str, Any]:
+def homes_section(comment: str = "Home directories", streams: bool = True, macos: bool = True) -> dict[str, Any]:
     """The [homes] section a peer with ``homes`` offers (each user sees only their own).
 
     Its owner gets Full Control of their files (u+x, see ``plan_share``); streams and

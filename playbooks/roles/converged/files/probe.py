@@ -12,6 +12,8 @@ full. With "record", the named roles' fingerprints are stored instead.
 Standard library only: it runs before any package is installed.
 """
 
+from __future__ import annotations
+
 import grp
 import hashlib
 import json
@@ -19,11 +21,12 @@ import os
 import pwd
 import subprocess
 import sys
+from typing import Any
 
 ENV = dict(os.environ, LC_ALL="C", SYSTEMD_PAGER="", SYSTEMD_COLORS="0")
 
 
-def run(argv):
+def run(argv: list[str]) -> dict[str, Any]:
     try:
         res = subprocess.run(argv, capture_output=True, env=ENV, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -31,7 +34,9 @@ def run(argv):
     return {"rc": res.returncode, "out": hashlib.sha256(res.stdout).hexdigest()}
 
 
-def owner(st):
+def owner(st: os.stat_result) -> list[Any]:
+    user: str | int
+    group: str | int
     try:
         user = pwd.getpwuid(st.st_uid).pw_name
     except KeyError:
@@ -43,18 +48,18 @@ def owner(st):
     return [user, group, oct(st.st_mode)]
 
 
-def stat(path):
+def stat(path: str) -> os.stat_result | int:
     try:
         return os.lstat(path)
     except OSError as exc:
-        return exc.errno
+        return exc.errno or -1
 
 
-def file_state(path):
+def file_state(path: str) -> dict[str, Any]:
     st = stat(path)
     if isinstance(st, int):
         return {"absent": st}
-    state = {"meta": owner(st)}
+    state: dict[str, Any] = {"meta": owner(st)}
     if os.path.islink(path):
         state["link"] = os.readlink(path)
     elif os.path.isfile(path):
@@ -63,14 +68,14 @@ def file_state(path):
     return state
 
 
-def acl(path, name):
+def acl(path: str, name: str) -> str | None:
     try:
         return hashlib.sha256(os.getxattr(path, name, follow_symlinks=False)).hexdigest()
     except OSError:
         return None
 
 
-def dir_state(path):
+def dir_state(path: str) -> dict[str, Any]:
     st = stat(path)
     if isinstance(st, int):
         return {"absent": st}
@@ -83,7 +88,7 @@ def dir_state(path):
     }
 
 
-def tree_state(path):
+def tree_state(path: str) -> dict[str, Any]:
     """One digest of a whole tree: names, types, link targets and file contents
     (not owners: trees are compared across hosts whose ids may differ)."""
     digest = hashlib.sha256()
@@ -100,7 +105,7 @@ def tree_state(path):
     return {"sha256": digest.hexdigest()}
 
 
-def units_state(names):
+def units_state(names: list[str]) -> dict[str, Any]:
     if not names:
         return {}
     props = "Id,LoadState,ActiveState,UnitFileState"
@@ -111,7 +116,7 @@ def units_state(names):
     return {"rc": res.returncode, "show": res.stdout.strip().split("\n\n")}
 
 
-def packages_state(names):
+def packages_state(names: list[str]) -> dict[str, Any]:
     if not names:
         return {}
     res = subprocess.run(
@@ -121,7 +126,7 @@ def packages_state(names):
     return {"rc": res.returncode, "out": sorted(res.stdout.splitlines())}
 
 
-def account_state(name):
+def account_state(name: str) -> list[Any] | None:
     try:
         pw = pwd.getpwnam(name)
     except KeyError:
@@ -130,14 +135,14 @@ def account_state(name):
     return [pw.pw_uid, pw.pw_gid, pw.pw_gecos, pw.pw_dir, pw.pw_shell, groups]
 
 
-def group_state(name):
+def group_state(name: str) -> int | None:
     try:
         return grp.getgrnam(name).gr_gid
     except KeyError:
         return None
 
 
-def samba_passwords(wanted):
+def samba_passwords(wanted: dict[str, str]) -> bool:
     """Whether every wanted Samba password is the stored one (NT hashes, no logon)."""
     if not wanted:
         return True
@@ -149,7 +154,7 @@ def samba_passwords(wanted):
         res = subprocess.run(["pdbedit", "-L", "-w"], capture_output=True, text=True, env=ENV, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    stored = {}
+    stored: dict[str, tuple[str, bool]] = {}
     for line in res.stdout.splitlines():
         fields = line.split(":")
         if len(fields) >= 5:
@@ -162,7 +167,7 @@ def samba_passwords(wanted):
     return True
 
 
-def cap_sys_time():
+def cap_sys_time() -> bool:
     """Whether the service manager may set the clock (CAP_SYS_TIME, bit 25 of CapBnd)."""
     try:
         with open("/proc/1/status", encoding="ascii") as fh:
@@ -174,7 +179,7 @@ def cap_sys_time():
     return True
 
 
-def fingerprint(watch, trees):
+def fingerprint(watch: dict[str, Any], trees: dict[str, Any]) -> str:
     for path in watch.get("trees", []):
         trees.setdefault(path, tree_state(path).get("sha256"))
     state = {
@@ -190,7 +195,7 @@ def fingerprint(watch, trees):
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-def load(path):
+def load(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -199,12 +204,12 @@ def load(path):
         return {}
 
 
-def main():
+def main() -> None:
     request = json.load(sys.stdin)
     path = request["state_file"]
     stored = load(path)
     # Tree digests are also answered on their own: roles compare them across hosts.
-    answer = {
+    answer: dict[str, Any] = {
         "dirty": [], "reasons": {}, "recorded": [], "trees": {}, "cap_sys_time": cap_sys_time(),
         "facts": {"python": sys.executable, "ssh_connection": os.environ.get("SSH_CONNECTION", "")},
     }

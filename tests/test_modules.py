@@ -1,0 +1,253 @@
+"""The playbooks' own modules, run for real by ansible on this machine (local connection)
+against real files, and their module_utils against the kernel and the acl tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PLAYBOOKS = ROOT / "playbooks"
+sys.path.insert(0, str(PLAYBOOKS / "module_utils"))
+
+import provision_posix_acl as pacl  # noqa: E402
+
+ANSIBLE = Path(sys.executable).with_name("ansible")
+
+
+def run_module(
+    name: str, args: dict[str, Any], *, check: bool = False, diff: bool = False, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One module run through ansible's ad-hoc command; its result (from ``-t``, the tree
+    callback) as a dict, with what ansible printed (the diff shows there) under ``_stdout``."""
+    with tempfile.TemporaryDirectory() as tree:
+        argv = [str(ANSIBLE), "localhost", "-i", "localhost,", "-c", "local", "-m", name, "-a", json.dumps(args),
+                "-e", f"ansible_python_interpreter={sys.executable}", "-t", tree]
+        argv += ["--check"] if check else []
+        argv += ["--diff"] if diff else []
+        env = {**os.environ, "ANSIBLE_LIBRARY": str(PLAYBOOKS / "library"),
+               "ANSIBLE_MODULE_UTILS": str(PLAYBOOKS / "module_utils"), "ANSIBLE_NOCOLOR": "1",
+               "ANSIBLE_LOCALHOST_WARNING": "0", **(env or {})}
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=120)
+        result_file = Path(tree) / "localhost"
+        assert result_file.exists(), proc.stdout + proc.stderr
+        result: dict[str, Any] = json.loads(result_file.read_text())
+    result["_stdout"] = proc.stdout
+    return result
+
+
+def xattrs_supported(path: Path) -> bool:
+    try:
+        os.setxattr(path, "user.provision-test", b"1")
+    except OSError:
+        return False
+    os.removexattr(path, "user.provision-test")
+    return True
+
+
+@pytest.fixture
+def share(tmp_path: Path) -> Path:
+    d = tmp_path / "share"
+    d.mkdir(mode=0o770)
+    d.chmod(0o2770)
+    if not xattrs_supported(d):
+        pytest.skip("this file system has no extended attributes")
+    return d
+
+
+# --------------------------------------------------------------------------- module_utils/provision_posix_acl
+
+
+def test_encode_decode_round_trip_and_kernel_accepts_it(share: Path) -> None:
+    access, default = pacl.parse(["u::rwx", "g::r-x", "o::---", "u:0:rwx", "d:u::rwx", "d:g::r-x", "d:o::---"])
+    assert pacl.decode(pacl.encode(access)) == access
+    assert [e.tag for e in access] == [pacl.USER_OBJ, pacl.USER, pacl.GROUP_OBJ, pacl.MASK, pacl.OTHER]
+    assert access[3].perm == 7  # the mask the kernel needs, from the named entry and g::
+    pacl.write(str(share), access, default)
+    assert pacl.read(str(share)) == (access, default)
+    # The kernel shows the mask as the mode's group bits.
+    assert oct(share.stat().st_mode & 0o7777) == "0o2770"
+
+
+def test_names_resolve_through_nss_and_bad_entries_are_refused() -> None:
+    access, _ = pacl.parse(["u::rwx", "g::---", "o::---", "u:root:r-x", "g:root:rwx"])
+    assert {(e.tag, e.id) for e in access} >= {(pacl.USER, 0), (pacl.GROUP, 0)}
+    for bad in (["u::rwz", "g::---", "o::---"], ["u::rwx", "o::---"], ["x::rwx"], ["m:bob:rwx"],
+                ["u::rwx", "g::---", "o::---", "u:no-such-user-provision:rwx"]):
+        with pytest.raises(pacl.AclError):
+            pacl.parse(bad)
+
+
+def test_a_directory_without_an_acl_reads_as_its_mode(share: Path) -> None:
+    access, default = pacl.read(str(share))
+    assert pacl.minimal(access) and default == ()
+    assert pacl.render(access, default) == "user::rwx\ngroup::rwx\nother::---\n"
+
+
+@pytest.mark.skipif(shutil.which("getfacl") is None, reason="the acl tools are not installed (make deps does)")
+def test_what_we_write_is_what_setfacl_writes(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours.mkdir()
+    theirs.mkdir()
+    text = "u::rwx,g::r-x,o::---,u:root:rwx,g:root:r-x,d:u::rwx,d:g::r-x,d:o::---,d:g:root:r-x"
+    pacl.write(str(ours), *pacl.parse(text.split(",")))
+    subprocess.run(["setfacl", "--set", text, str(theirs)], check=True)
+    for name in (pacl.ACCESS, pacl.DEFAULT):
+        assert pacl.decode(os.getxattr(ours, name)) == pacl.decode(os.getxattr(theirs, name))
+    show = subprocess.run(["getfacl", "-cE", str(ours)], capture_output=True, text=True, check=True).stdout
+    assert "user:root:rwx" in show and "default:group:root:r-x" in show
+
+
+# --------------------------------------------------------------------------- library/provision_share_acl
+
+ACL = ["u::rwx", "g::r-x", "o::---", "u:root:rwx", "d:u::rwx", "d:g::r-x", "d:o::---", "d:u:root:rwx"]
+
+
+def test_share_acl_sets_then_reports_nothing_to_do(share: Path) -> None:
+    first = run_module("provision_share_acl", {"path": str(share), "acl": ACL})
+    assert first["changed"] is True, first
+    assert pacl.read(str(share)) == pacl.parse(ACL)
+    again = run_module("provision_share_acl", {"path": str(share), "acl": ACL})
+    assert again["changed"] is False, again
+
+
+def test_share_acl_check_mode_changes_nothing_and_diff_shows_both_sides(share: Path) -> None:
+    before = pacl.read(str(share))
+    result = run_module("provision_share_acl", {"path": str(share), "acl": ACL}, check=True, diff=True)
+    assert result["changed"] is True
+    assert pacl.read(str(share)) == before
+    assert f"--- before: {share}" in result["_stdout"]
+    assert "+user:root:rwx" in result["_stdout"] and "-user:root" not in result["_stdout"]
+
+
+def test_share_acl_removes_an_overriding_xattr(share: Path) -> None:
+    run_module("provision_share_acl", {"path": str(share), "acl": ACL})
+    os.setxattr(share, "user.SAMBA_PAI", b"\x02\x04")  # Samba's inheritance record, as a stand-in
+    check = run_module("provision_share_acl", {"path": str(share), "acl": ACL, "remove_xattrs": ["user.SAMBA_PAI"]},
+                       check=True)
+    assert check["changed"] is True and check["removed_xattrs"] == ["user.SAMBA_PAI"]
+    assert os.getxattr(share, "user.SAMBA_PAI")  # check mode left it
+    done = run_module("provision_share_acl", {"path": str(share), "acl": ACL, "remove_xattrs": ["user.SAMBA_PAI"]})
+    assert done["changed"] is True
+    with pytest.raises(OSError):
+        os.getxattr(share, "user.SAMBA_PAI")
+
+
+def test_share_acl_a_changed_entry_is_put_back(share: Path) -> None:
+    run_module("provision_share_acl", {"path": str(share), "acl": ACL})
+    access, default = pacl.parse(["u::rwx", "g::rwx", "o::rwx", "d:u::rwx", "d:g::rwx", "d:o::rwx"])
+    pacl.write(str(share), access, default)
+    assert run_module("provision_share_acl", {"path": str(share), "acl": ACL})["changed"] is True
+    assert pacl.read(str(share)) == pacl.parse(ACL)
+
+
+def test_share_acl_fails_clearly(share: Path, tmp_path: Path) -> None:
+    unknown = ["u::rwx", "g::---", "o::---", "u:nobody-xyz:rwx"]
+    bad = run_module("provision_share_acl", {"path": str(share), "acl": unknown})
+    assert "FAILED!" in bad["_stdout"] and "does not resolve" in bad["msg"]
+    missing = run_module("provision_share_acl", {"path": str(tmp_path / "absent"), "acl": ACL})
+    assert "FAILED!" in missing["_stdout"] and "not a directory" in missing["msg"]
+
+
+# --------------------------------------------------------------------------- library/provision_pam_profiles
+
+# A profile in pam-auth-update's format, as libpam-sss ships one (pam_unix stands in for
+# the real module: the test system is assembled with the controller's own pam-auth-update).
+FAKE_PROFILE = """Name: {name} test profile
+Default: no
+Priority: 128
+Auth-Type: Primary
+Auth:
+	[success=end default=ignore]	{module} use_first_pass
+Auth-Initial:
+	[success=end default=ignore]	{module}
+Account-Type: Additional
+Account:
+	required	{module}
+"""
+
+
+DEBCONF_RC = """Config: configdb
+Templates: templatedb
+
+Name: configdb
+Driver: File
+Filename: {dir}/config.dat
+
+Name: templatedb
+Driver: File
+Mode: 644
+Filename: {dir}/templates.dat
+"""
+
+
+@pytest.fixture
+def pam_root(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A system of its own for pam-auth-update: --root for the files, and a private copy of
+    debconf's database (pam-auth-update keeps its choices there, machine-wide otherwise)."""
+    if shutil.which("pam-auth-update") is None or not Path("/usr/share/pam-configs/unix").exists():
+        pytest.skip("no pam-auth-update (Debian's libpam-runtime) on this machine")
+    root = tmp_path / "root"
+    configs = root / "usr" / "share" / "pam-configs"
+    configs.mkdir(parents=True)
+    shutil.copy("/usr/share/pam-configs/unix", configs / "unix")
+    (configs / "fake-sss").write_text(FAKE_PROFILE.format(name="sss", module="pam_fakesss.so"))
+    (configs / "fake-winbind").write_text(FAKE_PROFILE.format(name="winbind", module="pam_fakewb.so"))
+    (root / "etc" / "pam.d").mkdir(parents=True)
+    (root / "var" / "lib" / "pam").mkdir(parents=True)
+    debconf = tmp_path / "debconf"
+    debconf.mkdir()
+    for name in ("config.dat", "templates.dat"):
+        shutil.copy(Path("/var/cache/debconf") / name, debconf / name)
+    (debconf / "debconf.conf").write_text(DEBCONF_RC.format(dir=debconf))
+    env = {"DEBCONF_SYSTEMRC": str(debconf / "debconf.conf"), "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["pam-auth-update", "--root", str(root), "--package", "--force"], check=True,
+                   env={**os.environ, **env}, capture_output=True)
+    assert "pam_unix.so" in (root / "etc" / "pam.d" / "common-auth").read_text()
+    return root, env
+
+
+def _auth(root: Path) -> str:
+    return (root / "etc" / "pam.d" / "common-auth").read_text()
+
+
+def test_pam_profiles_enable_check_then_apply_then_nothing(pam_root: tuple[Path, dict[str, str]]) -> None:
+    root, env = pam_root
+    args = {"root": str(root), "enabled": ["fake-sss"], "disabled": ["fake-winbind"]}
+    check = run_module("provision_pam_profiles", args, check=True, diff=True, env=env)
+    assert check["changed"] is True and "pam_fakesss.so" not in _auth(root)
+    assert "+fake-sss" in check["_stdout"]
+    done = run_module("provision_pam_profiles", args, env=env)
+    assert done["changed"] is True and done["enabled"] == ["fake-sss"]
+    assert "pam_fakesss.so" in _auth(root) and "pam_fakewb.so" not in _auth(root)
+    assert run_module("provision_pam_profiles", args, env=env)["changed"] is False
+
+
+def test_pam_profiles_switch_from_one_to_the_other(pam_root: tuple[Path, dict[str, str]]) -> None:
+    root, env = pam_root
+    run_module("provision_pam_profiles", {"root": str(root), "enabled": ["fake-winbind"]}, env=env)
+    assert "pam_fakewb.so" in _auth(root)
+    switched = run_module("provision_pam_profiles",
+                          {"root": str(root), "enabled": ["fake-sss"], "disabled": ["fake-winbind"]}, env=env)
+    assert switched["changed"] is True
+    assert "pam_fakesss.so" in _auth(root) and "pam_fakewb.so" not in _auth(root)
+
+
+def test_pam_profiles_refuse_what_cannot_be(pam_root: tuple[Path, dict[str, str]]) -> None:
+    root, env = pam_root
+    missing = run_module("provision_pam_profiles", {"root": str(root), "enabled": ["no-such-profile"]}, env=env)
+    assert "FAILED!" in missing["_stdout"] and "not installed" in missing["msg"]
+    both = run_module("provision_pam_profiles", {"root": str(root), "enabled": ["fake-sss"],
+                                                 "disabled": ["fake-sss"]}, env=env)
+    assert "FAILED!" in both["_stdout"] and "both enabled and disabled" in both["msg"]
+    # Disabling a profile that is not installed is nothing to do.
+    nothing = run_module("provision_pam_profiles", {"root": str(root), "disabled": ["absent"]}, env=env)
+    assert nothing["changed"] is False
