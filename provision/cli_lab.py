@@ -39,11 +39,21 @@ def _seconds(value: float | None) -> str:
     return f"{value:.1f}s" if value is not None else "-"
 
 
+def _mib(value: int | None) -> str:
+    return f"{value / (1 << 20):.0f} MiB" if value is not None else "-"
+
+
 def _table(status: LabStatus) -> str:
-    header = ("HOST", "ADDRESS", "STATE", "BOOT")
-    rows = [(h.name, h.address, h.state, _seconds(h.boot_seconds)) for h in status.hosts]
+    header = ("HOST", "ADDRESS", "STATE", "BOOT", "MEMORY")
+    rows = [(h.name, h.address, h.state, _seconds(h.boot_seconds), _mib(h.memory)) for h in status.hosts]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    running = [h.memory for h in status.hosts if h.memory is not None]
+    if running:
+        lines.append(
+            f"memory: {_mib(sum(running))} for {len(running)} running host(s), "
+            f"{_mib(sum(running) // len(running))} each on average (PSS)"
+        )
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import testinfra.host
 from testinfra.backend.paramiko import ParamikoBackend
 
 _HOSTS: dict[str, testinfra.host.Host] = {}
+CONNECT_ATTEMPTS = 4
 
 
 class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
@@ -33,16 +35,32 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
         else:
             client.load_system_host_keys()
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(
-            hostname=self.host.name,
-            port=int(self.host.port) if self.host.port else 22,
-            username=self.host.user,
-            key_filename=self.ssh_identity_file,
-            timeout=self.timeout,
-            allow_agent=self.ssh_identity_file is None,
-            look_for_keys=self.ssh_identity_file is None,
-        )
-        return client
+        # Verify opens one connection per host, all at once: on a busy controller a host's
+        # banner can take long, and sshd drops some of many simultaneous handshakes
+        # (MaxStartups). Slow or dropped handshakes are retried; a wrong host key or a
+        # refused login never is.
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                client.connect(
+                    hostname=self.host.name,
+                    port=int(self.host.port) if self.host.port else 22,
+                    username=self.host.user,
+                    key_filename=self.ssh_identity_file,
+                    timeout=self.timeout,
+                    banner_timeout=60,
+                    auth_timeout=60,
+                    allow_agent=self.ssh_identity_file is None,
+                    look_for_keys=self.ssh_identity_file is None,
+                )
+                return client
+            except (paramiko.BadHostKeyException, paramiko.AuthenticationException):
+                raise
+            except (paramiko.SSHException, EOFError, OSError):
+                if attempt == CONNECT_ATTEMPTS - 1:
+                    raise
+                client.close()
+                time.sleep(2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -143,3 +143,21 @@ def children(rel: str) -> set[str]:
         if top.is_dir():
             names.update(e.name for e in top.iterdir() if e.is_dir())
     return names
+
+
+def memory_pss(rel: str) -> int | None:
+    """Proportional set size of every process in ``rel``, in bytes (shared pages counted once
+    across the processes that share them), or None when nothing runs there.
+
+    Read from /proc/PID/smaps_rollup, which works whatever the cgroup layout; a hybrid
+    layout has no memory controller in the cgroup2 hierarchy to ask instead.
+    """
+    total, seen = 0, False
+    for pid in pids(rel):
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    seen = True
+                    break
+    return total if seen else None

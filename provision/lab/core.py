@@ -21,7 +21,7 @@ import paramiko
 
 from provision.errors import LabError
 
-from . import cgroups, container, image, mounts, net, repo, sshkeys, state
+from . import cgroups, container, image, limits, mounts, net, repo, sshkeys, state
 from .container import FALLBACK, NSPAWN, LabHost
 from .paths import (
     BRIDGE,
@@ -56,6 +56,7 @@ class HostStatus:
     state: str  # running, starting, stopped, stale
     boot_seconds: float | None
     runner: str
+    memory: int | None = None  # bytes (PSS) of the host's processes while it runs
 
 
 @dataclass(slots=True)
@@ -175,6 +176,14 @@ def _console_tail(host: LabHost, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _failure(host: LabHost, why: str) -> str:
+    """Why a host did not come up: the known cause its console names, then the console's tail."""
+    tail = _console_tail(host, lines=200)
+    known = limits.cause(tail)
+    short = "\n".join(tail.splitlines()[-12:])
+    return f"{host.name}: {why}" + (f"; {known}" if known else "") + f"\n{short}"
+
+
 def _start(hosts: Sequence[LabHost], runner: str) -> dict[str, float]:
     started: dict[str, float] = {}
     for host in hosts:
@@ -263,6 +272,7 @@ def up(
         sshkeys.write_known_hosts(known)
         net.ensure_bridge()
         st.repo_pid = repo.ensure_server(st.repo_pid)
+        st.raised = limits.ensure(len(others) + len(wanted), st.raised, progress)
         state.save(st)
 
         # 3. Boot what is not running yet.
@@ -274,6 +284,8 @@ def up(
         started = _start(todo, runner)
         for host in keep:
             started[host.name] = time.monotonic()
+        # Many hosts booting at once share the CPUs: give each its time.
+        ssh_timeout = max(ssh_timeout, 2.0 * len(todo))
         results = _wait_ssh(wanted, started, ssh_timeout)
         failed = {n: r for n, r in results.items() if isinstance(r, str)}
         if failed and runner == NSPAWN and not forced and not keep and len(failed) == len(todo):
@@ -308,9 +320,7 @@ def up(
             )
         state.save(st)
         if failed:
-            details = "\n".join(
-                f"{name}: {why}\n{_console_tail(by_name[name])}" for name, why in sorted(failed.items())
-            )
+            details = "\n".join(_failure(by_name[name], why) for name, why in sorted(failed.items()))
             raise LabError(f"{len(failed)} host(s) did not come up:\n{details}")
         result_status = _status(st)
         result_status.hosts = [h for h in result_status.hosts if h.name in by_name]
@@ -329,9 +339,15 @@ def _status(st: state.LabState) -> LabStatus:
             condition = "stale"
         else:
             condition = "stopped"
+        memory = cgroups.memory_pss(host.cgroup) if condition in ("running", "starting") else None
         rows.append(
             HostStatus(
-                name, host.address if hs else "-", condition, hs.boot_seconds if hs else None, hs.runner if hs else "-"
+                name,
+                host.address if hs else "-",
+                condition,
+                hs.boot_seconds if hs else None,
+                hs.runner if hs else "-",
+                memory,
             )
         )
     rows.sort(key=lambda r: ipaddress.IPv4Address(r.address) if r.address != "-" else ipaddress.IPv4Address(0))
@@ -376,6 +392,7 @@ def down(destroy: bool = False, progress: Progress = quiet) -> list[str]:
             net.remove_bridge()
             cgroups.remove(CGROUP_ROOT)
             KNOWN_HOSTS.unlink(missing_ok=True)
+            limits.restore(st.raised, progress)
             state.remove()
         else:
             state.save(st)

@@ -37,6 +37,8 @@ class LabState:
     spec: str = ""
     hosts: dict[str, HostState] = field(default_factory=dict)
     updated: float = 0.0
+    # Kernel limits the lab raised (see limits): /proc/sys path -> [original, value set].
+    raised: dict[str, list[int]] = field(default_factory=dict)
 
 
 def load() -> LabState:
@@ -56,6 +58,7 @@ def load() -> LabState:
             spec=str(raw.get("spec", "")),
             hosts=hosts,
             updated=float(raw.get("updated", 0.0)),
+            raised={str(k): [int(v[0]), int(v[1])] for k, v in (raw.get("raised") or {}).items()},
         )
     except (TypeError, ValueError):
         return LabState()

@@ -1,0 +1,138 @@
+"""How a domain's rollout scales with its workstations, on the lab (printed, not asserted).
+
+Run as root:  .venv/bin/python bench/scale.py [--sizes 0,10,25,50,100] [--workgroup 100]
+
+For each N: inventories/lab-domain.yml plus N workstations from a range (half sssd,
+half winbind), on fresh hosts: lab up, first apply, re-apply with nothing to change,
+verify; wall time and the controller's CPU (provision and everything it started) of
+each; then the marginal cost of an added workstation (least-squares slope of the first
+apply over N). --workgroup M also times lab-workgroup.yml's peers plus M more peers.
+Targets (issue 12, 2 cores): first apply of the 5-host domain <= 60 s, marginal cost per
+workstation <= 3 s wall and <= 1 s CPU, re-apply and verify of the 100-workstation
+domain <= 30 s each, lab up of 100 hosts <= 60 s. Destroys the lab before and after;
+every address is inside the lab network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from provision import lab, spec  # noqa: E402
+from provision.secrets import env_names  # noqa: E402
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(env: dict[str, str], *args: str) -> tuple[float, float]:
+    """(wall, controller CPU) of one provision command; exits on failure."""
+    cpu, start = children_cpu(), time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=False)
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        failed = "\n".join(line for line in proc.stdout.splitlines() if " FAIL " in line)
+        tail = proc.stdout[-2000:] + proc.stderr[-2000:]
+        sys.exit(f"provision {' '.join(args)} failed ({proc.returncode}):\n{failed}\n{tail}")
+    return wall, children_cpu() - cpu
+
+
+def domain_spec(n: int, folder: Path) -> Path:
+    data = yaml.safe_load((ROOT / "inventories" / "lab-domain.yml").read_text())
+    half = n // 2
+    if half:
+        data["hosts"].append({"name": f"wss[001:{half:03d}]", "address": "10.231.0.100+", "role": "workstation",
+                              "client": "sssd"})
+    if n - half:
+        data["hosts"].append({"name": f"wsw[001:{n - half:03d}]", "address": f"10.231.0.{100 + half}+",
+                              "role": "workstation", "client": "winbind"})
+    path = folder / f"domain-{n}.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def workgroup_spec(m: int, folder: Path) -> Path:
+    data = yaml.safe_load((ROOT / "inventories" / "lab-workgroup.yml").read_text())
+    if m:
+        data["hosts"].append({"name": f"pc[001:{m:03d}]", "address": "10.231.0.100+", "role": "peer"})
+    path = folder / f"workgroup-{m}.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def measure(path: Path) -> dict[str, float]:
+    network = spec.load_network(path)
+    env = {**os.environ, "XDG_STATE_HOME": tempfile.mkdtemp(prefix="bench-scale-")}
+    for name in env_names(network):
+        env[name] = f"Bench-{secrets.token_hex(6)}-Pw1!"
+    lab.down(destroy=True)
+    start = time.monotonic()
+    lab.up(network.hosts)
+    up = time.monotonic() - start
+    first, first_cpu = timed(env, "apply", str(path))
+    again, again_cpu = timed(env, "apply", str(path), "--skip-preflight")
+    check, check_cpu = timed(env, "verify", str(path))
+    return {"hosts": len(network.hosts), "up": up, "first": first, "first_cpu": first_cpu,
+            "again": again, "again_cpu": again_cpu, "verify": check, "verify_cpu": check_cpu}
+
+
+def row(name: str, r: dict[str, float]) -> str:
+    return (
+        f"{name:<16} {r['hosts']:>5.0f} {r['up']:>6.1f}s {r['first']:>6.1f}s {r['first_cpu']:>5.1f}s "
+        f"{r['again']:>5.1f}s {r['again_cpu']:>4.1f}s {r['verify']:>5.1f}s"
+    )
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="0,10,25,50,100", help="workstation counts to add to lab-domain.yml")
+    parser.add_argument("--workgroup", type=int, default=None, help="also time lab-workgroup.yml plus M peers")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/scale.py needs root")
+    folder = Path(tempfile.mkdtemp(prefix="bench-scale-specs-"))
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    header = f"{'spec':<16} {'hosts':>5} {'lab up':>7} {'first':>7} {'cpu':>6} {'again':>6} {'cpu':>5} {'verify':>6}"
+    print(header)
+    rows: list[tuple[int, dict[str, float]]] = []
+    try:
+        for n in sizes:
+            r = measure(domain_spec(n, folder))
+            rows.append((n, r))
+            print(row(f"domain+{n}", r), flush=True)
+        if args.workgroup is not None:
+            print(row(f"workgroup+{args.workgroup}", measure(workgroup_spec(args.workgroup, folder))), flush=True)
+        if len(rows) > 1:
+            xs = [float(n) for n, _ in rows]
+            wall = slope(xs, [r["first"] for _, r in rows])
+            cpu = slope(xs, [r["first_cpu"] for _, r in rows])
+            print(f"marginal first apply per workstation: {wall:.2f} s wall, {cpu:.2f} s controller CPU")
+    finally:
+        lab.down(destroy=True)
+
+
+if __name__ == "__main__":
+    main()
