@@ -251,3 +251,70 @@ def test_pam_profiles_refuse_what_cannot_be(pam_root: tuple[Path, dict[str, str]
     # Disabling a profile that is not installed is nothing to do.
     nothing = run_module("provision_pam_profiles", {"root": str(root), "disabled": ["absent"]}, env=env)
     assert nothing["changed"] is False
+
+
+# --------------------------------------------------------------------------- library/provision_files
+
+
+def test_files_written_once_then_nothing_to_do(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.conf", tmp_path / "sub" / "b.conf"
+    args = {"directories": [{"path": str(b.parent), "mode": "0750"}],
+            "files": [{"path": str(a), "content": "one\n"}, {"path": str(b), "content": "two\n", "mode": "0600"}]}
+    first = run_module("provision_files", args)
+    assert first["changed"] is True and first["changed_files"] == [str(a), str(b)]
+    assert a.read_text() == "one\n" and b.read_text() == "two\n"
+    assert oct(b.stat().st_mode & 0o7777) == "0o600" and oct(b.parent.stat().st_mode & 0o7777) == "0o750"
+    again = run_module("provision_files", args)
+    assert again["changed"] is False and again["changed_files"] == []
+
+
+def test_files_check_mode_and_diff(tmp_path: Path) -> None:
+    a = tmp_path / "a.conf"
+    a.write_text("old line\n")
+    result = run_module("provision_files", {"files": [{"path": str(a), "content": "new line\n"}]}, check=True,
+                        diff=True)
+    assert result["changed"] is True and result["changed_files"] == [str(a)]
+    assert a.read_text() == "old line\n"
+    assert "-old line" in result["_stdout"] and "+new line" in result["_stdout"]
+
+
+def test_files_only_the_changed_one_is_reported_and_modes_are_fixed(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = {"files": [{"path": str(a), "content": "x\n"}, {"path": str(b), "content": "y\n"}]}
+    run_module("provision_files", args)
+    b.chmod(0o666)
+    result = run_module("provision_files", args)
+    assert result["changed_files"] == [str(b)] and oct(b.stat().st_mode & 0o777) == "0o644"
+
+
+def test_files_validation_keeps_the_old_file(tmp_path: Path) -> None:
+    a = tmp_path / "a.conf"
+    a.write_text("good\n")
+    bad = run_module("provision_files", {"files": [{"path": str(a), "content": "bad\n", "validate": "false %s"}]})
+    assert "FAILED!" in bad["_stdout"] and "fails" in bad["msg"]
+    assert a.read_text() == "good\n" and sorted(p.name for p in tmp_path.iterdir()) == ["a.conf"]
+    good = run_module("provision_files", {"files": [{"path": str(a), "content": "fine\n", "validate": "test -s %s"}]})
+    assert good["changed"] is True and a.read_text() == "fine\n"
+
+
+def test_files_refuse_what_they_cannot_be(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    cases = [
+        ({"files": [{"path": str(tmp_path / "dir"), "content": "x"}]}, "not a regular file"),
+        ({"files": [{"path": str(tmp_path / "a"), "content": "x"}, {"path": str(tmp_path / "a"), "content": "y"}]},
+         "listed twice"),
+        ({"files": [{"path": str(tmp_path / "b"), "content": "x", "owner": "no-such-user-xyz"}]}, "does not exist"),
+        ({"files": [{"path": str(tmp_path / "missing" / "c"), "content": "x"}]}, "does not exist"),
+    ]
+    for args, why in cases:
+        result = run_module("provision_files", args)
+        assert "FAILED!" in result["_stdout"] and why in result["msg"], result
+
+
+def test_files_replace_a_link_instead_of_following_it(tmp_path: Path) -> None:
+    target, link = tmp_path / "target", tmp_path / "resolv.conf"
+    target.write_text("stub\n")
+    link.symlink_to(target)
+    result = run_module("provision_files", {"files": [{"path": str(link), "content": "nameserver 10.0.0.1\n"}]})
+    assert result["changed"] is True and not link.is_symlink()
+    assert link.read_text() == "nameserver 10.0.0.1\n" and target.read_text() == "stub\n"
