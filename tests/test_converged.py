@@ -19,7 +19,8 @@ PROBE = ROLE / "files" / "probe.py"
 
 
 def _filter() -> Any:
-    spec = importlib.util.spec_from_file_location("converged_filter", ROLE / "filter_plugins" / "converged.py")
+    path = ROOT / "playbooks" / "filter_plugins" / "converged.py"
+    spec = importlib.util.spec_from_file_location("converged_filter", path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -19,6 +19,7 @@ PLAYBOOKS = ROOT / "playbooks"
 sys.path.insert(0, str(PLAYBOOKS / "module_utils"))
 
 import provision_posix_acl as pacl  # noqa: E402
+import provision_secrets as psec  # noqa: E402
 
 ANSIBLE = Path(sys.executable).with_name("ansible")
 
@@ -318,3 +319,99 @@ def test_files_replace_a_link_instead_of_following_it(tmp_path: Path) -> None:
     result = run_module("provision_files", {"files": [{"path": str(link), "content": "nameserver 10.0.0.1\n"}]})
     assert result["changed"] is True and not link.is_symlink()
     assert link.read_text() == "nameserver 10.0.0.1\n" and target.read_text() == "stub\n"
+
+
+# --------------------------------------------------------------------------- module_utils/provision_secrets
+
+
+def _subprocess_runner(calls: list[list[str]]) -> psec.Runner:
+    """A real runner (subprocess), recording each argv."""
+
+    def run(argv, stdin, env):  # type: ignore[no-untyped-def]
+        calls.append(list(argv))
+        proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True,
+                              env={**os.environ, **(env or {})}, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    return run
+
+
+def test_secret_reaches_the_child_on_stdin_and_is_masked_in_output_and_log(tmp_path: Path) -> None:
+    secret, calls = "s3cret-Value", []
+    log = tmp_path / "logs" / "join.log"
+    # The child echoes what it read: the output would show the secret, unmasked.
+    done = psec.run_with_secret(_subprocess_runner(calls), ["sh", "-c", "read p; echo got $p"], secrets=[secret],
+                                stdin=secret + "\n", log=str(log))
+    assert (done.rc, done.attempts) == (0, 1)
+    assert done.output == "got ********\n"
+    assert secret not in log.read_text() and "got ********" in log.read_text()
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    assert all(secret not in " ".join(argv) for argv in calls)
+
+
+def test_secret_in_the_environment_and_never_on_a_command_line() -> None:
+    done = psec.run_with_secret(_subprocess_runner([]), ["sh", "-c", 'echo "[$PASSWD]"'], secrets=["pw-1"],
+                                env={"PASSWD": "pw-1"})
+    assert (done.rc, done.output) == (0, "[********]\n")
+    with pytest.raises(ValueError, match="command line"):
+        psec.run_with_secret(_subprocess_runner([]), ["echo", "--password=pw-1"], secrets=["pw-1"])
+
+
+def test_failures_are_retried_with_a_doubling_pause_and_only_when_worth_it(tmp_path: Path) -> None:
+    counter, pauses = tmp_path / "n", []
+    counter.write_text("0")
+    # Fails twice ("busy"), then succeeds.
+    script = f'n=$(($(cat {counter}) + 1)); echo $n > {counter}; [ $n -ge 3 ] || {{ echo busy; exit 1; }}'
+    done = psec.run_with_secret(_subprocess_runner([]), ["sh", "-c", script], secrets=[], retries=4, backoff=5,
+                                max_delay=8, sleep=pauses.append)
+    assert (done.rc, done.attempts, pauses) == (0, 3, [5, 8])
+    # A failure the pattern does not name (a wrong password) is not retried.
+    pauses.clear()
+    wrong = psec.run_with_secret(_subprocess_runner([]), ["sh", "-c", "echo denied; exit 1"], secrets=[], retries=4,
+                                 retry_on="busy|timed out", sleep=pauses.append)
+    assert (wrong.rc, wrong.attempts, pauses) == (1, 1, [])
+    assert psec.mask("a pw-long b pw", ["pw", "pw-long"]) == "a ******** b ********"
+
+
+# --------------------------------------------------------------------------- library/provision_domain_join
+
+
+def _load(path: Path) -> Any:
+    """A module or plugin file imported as Python; its module_utils are the ones under playbooks/."""
+    import importlib.util
+
+    sys.modules.setdefault("ansible.module_utils.provision_secrets", psec)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_join_command_lines_carry_no_secret_and_the_ou_in_each_tools_form() -> None:
+    join = _load(PLAYBOOKS / "library" / "provision_domain_join.py")
+    params = {"client": "sssd", "dns_domain": "lab.example", "realm": "LAB.EXAMPLE", "computer_name": "WS1",
+              "host_fqdn": "ws1.lab.example", "computer_ou": "OU=Desktops,OU=Provisioned Computers",
+              "base_dn": "DC=lab,DC=example", "domain_controller": "dc1.lab.example", "admin_user": "Administrator",
+              "netbios_domain": "LAB", "admin_password": "pw"}
+    adcli = join.join_argv(params)
+    assert adcli[:2] == ["adcli", "join"] and "--stdin-password" in adcli
+    assert "--domain-ou=OU=Desktops,OU=Provisioned Computers,DC=lab,DC=example" in adcli
+    net = join.join_argv({**params, "client": "winbind"})
+    assert net[:3] == ["net", "ads", "join"] and "-ULAB\\Administrator" in net
+    assert "createcomputer=Provisioned Computers/Desktops" in net and "--no-dns-updates" in net
+    assert not any(a == "pw" or "pw" in a.split("=") for a in adcli + net)
+    assert join.testjoin_argv(params) == ["adcli", "testjoin", "--domain=lab.example"]
+
+
+# --------------------------------------------------------------------------- filter_plugins/provision_net
+
+
+def test_address_in_networks() -> None:
+    net = _load(PLAYBOOKS / "filter_plugins" / "provision_net.py")
+    assert net.address_in("10.231.0.1", ["10.231.0.0/24"]) is True
+    assert net.address_in("::ffff:10.231.0.1", ["10.231.0.0/16"]) is True  # IPv4-mapped counts as IPv4
+    assert net.address_in("10.232.0.1", ["10.231.0.0/16", "fd00::/8"]) is False
+    assert net.address_in("fd00::5", ["10.0.0.0/8", "fd00::/8"]) is True
+    with pytest.raises(ValueError):
+        net.address_in("not-an-address", ["10.0.0.0/8"])

@@ -482,6 +482,8 @@ def plan_printer(printer: dict[str, Any], spool_path: str = "/var/spool/samba") 
         "name": name,
         "uri": uri,
         "description": description,
+        # What the provision_print_queues module takes.
+        "queue": {"name": name, "uri": uri, "description": description},
         "valid_users": valid_users,
         "options": [list(o) for o in options],
         "lines": _lines(name, options),

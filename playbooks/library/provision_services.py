@@ -15,6 +15,11 @@ description:
     (typically C(item in files.changed_files) of M(provision_files)); a service started
     by this very run is not restarted again.
   - C(daemon_reload) reloads systemd first (after a unit or drop-in changed).
+  - C(clear) names files (shell patterns) a restart removes while the service is stopped,
+    such as caches that may hold answers from before a configuration change.
+  - C(ready) is a command that must succeed after the service was started or restarted
+    by this run (retried every two seconds up to C(ready_timeout)); the module fails with
+    its last output otherwise. Nothing waits when nothing was started.
   - Supports check mode (reports what it would do).
 version_added: "0.1.0"
 author: provision maintainers
@@ -43,6 +48,19 @@ options:
       masked:
         description: Whether the unit is masked; leave out to keep it as it is.
         type: bool
+      clear:
+        description: Files (shell patterns) removed while the service is stopped for a restart.
+        type: list
+        elements: path
+        default: []
+      ready:
+        description: A command (argv) that succeeds once the service answers.
+        type: list
+        elements: str
+      ready_timeout:
+        description: Seconds to wait for C(ready).
+        type: int
+        default: 120
   daemon_reload:
     description: Run C(systemctl daemon-reload) first.
     type: bool
@@ -58,6 +76,16 @@ EXAMPLES = r"""
         state: started
         restart: "{{ '/etc/chrony/chrony.conf' in base_files.changed_files }}"
       - {name: nftables.service, enabled: true, state: started}
+
+- name: Start sssd, restarted with an empty cache after a join, and wait for it
+  provision_services:
+    services:
+      - name: sssd.service
+        enabled: true
+        state: started
+        restart: "{{ domain_client_join is changed }}"
+        clear: [/var/lib/sss/db/cache_*.ldb, /var/lib/sss/mc/*]
+        ready: [getent, passwd, Administrator]
 """
 
 RETURN = r"""
@@ -68,6 +96,9 @@ actions:
   elements: str
 """
 
+import glob  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -78,6 +109,9 @@ SERVICE_SPEC = {
     "state": {"type": "str", "choices": ["started", "stopped"]},
     "restart": {"type": "bool", "default": False},
     "masked": {"type": "bool"},
+    "clear": {"type": "list", "elements": "path", "default": []},
+    "ready": {"type": "list", "elements": "str"},
+    "ready_timeout": {"type": "int", "default": 120},
 }
 
 
@@ -92,6 +126,25 @@ def unit_state(module: AnsibleModule, name: str) -> dict[str, str]:
     _, out = systemctl(module, "show", "--property=LoadState,ActiveState,UnitFileState", "--", name, check_rc=False)
     props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     return {k: props.get(k, "") for k in ("LoadState", "ActiveState", "UnitFileState")}
+
+
+def clear_files(patterns: list[str]) -> None:
+    for pattern in patterns:
+        for path in glob.glob(pattern):
+            if os.path.isfile(path) or os.path.islink(path):
+                os.unlink(path)
+
+
+def wait_ready(module: AnsibleModule, name: str, argv: list[str], timeout: int, actions: list[str]) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})
+        if rc == 0:
+            return
+        if time.monotonic() >= deadline:
+            said = (err or out).strip()[-300:]
+            module.fail_json(msg=f"{name} not ready within {timeout}s: {' '.join(argv)} said {said}", actions=actions)
+        time.sleep(2)
 
 
 def main() -> None:
@@ -137,7 +190,17 @@ def main() -> None:
             act(name, "stop", "stop", "--", name)
         should_run = svc["state"] == "started" or (svc["state"] is None and active)
         if svc["restart"] and should_run and not started_now:
-            act(name, "restart", "restart", "--", name)
+            if svc["clear"]:
+                act(name, "stop", "stop", "--", name)
+                actions.append(f"{name}: clear {' '.join(svc['clear'])}")
+                if not check:
+                    clear_files(svc["clear"])
+                act(name, "start", "start", "--", name)
+            else:
+                act(name, "restart", "restart", "--", name)
+            started_now = True
+        if started_now and svc["ready"] and not check:
+            wait_ready(module, name, svc["ready"], svc["ready_timeout"], actions)
     result: dict[str, Any] = {"changed": bool(actions), "actions": actions}
     if module._diff and actions:
         result["diff"] = {"before": "", "after": "\n".join(actions) + "\n", "after_header": "systemctl"}

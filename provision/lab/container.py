@@ -72,6 +72,11 @@ class LabHost:
         return net.mac_for(self.address)
 
     @property
+    def nspawn_veth(self) -> str | None:
+        """The host-side veth systemd-nspawn makes for --network-bridge (it hashes long names)."""
+        return f"vb-{self.name}" if len(self.name) <= 12 else None
+
+    @property
     def fallback_veth(self) -> str:
         """Deterministic host-side veth name for the fallback runner."""
         return f"plab{int(ipaddress.IPv4Address(self.address)) & 0xFFFF:04x}"
@@ -288,12 +293,28 @@ def stop(hosts: Iterable[LabHost], timeout: float = 30.0) -> list[str]:
         mounts.unmount_below(host.root)
         cgroups.remove(host.cgroup)
         net.delete_link(host.fallback_veth)
+        _drop_nspawn_veth(host)
         net.forget_neighbour(host.address)
         leftover = NSPAWN_PROPAGATE / host.name
         if leftover.is_dir():
             with contextlib.suppress(OSError):
                 leftover.rmdir()
     return killed
+
+
+def _drop_nspawn_veth(host: LabHost, wait: float = 5.0) -> None:
+    """Make sure nspawn's old veth is gone, or the next start fails with "File exists".
+
+    The kernel removes it when the container's network namespace dies, in the
+    background and, on a loaded machine, seconds later.
+    """
+    name = host.nspawn_veth
+    if name is None:
+        return
+    deadline = time.monotonic() + wait
+    while net.link_exists(name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    net.delete_link(name)
 
 
 def destroy_files(host_dir: Path) -> None:

@@ -123,8 +123,12 @@ def _ssh_port_open(address: str, timeout: float = 0.3) -> bool:
         return False
 
 
-def _ssh_login(address: str) -> None:
-    """One real SSH login with the lab key and strict host key checking."""
+def _ssh_login(address: str, patience: float = 5.0) -> None:
+    """One real SSH login with the lab key and strict host key checking.
+
+    ``patience`` bounds the banner and the authentication: a host still
+    booting beside many others may need longer than an idle one.
+    """
     client = paramiko.SSHClient()
     client.load_host_keys(str(KNOWN_HOSTS))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -134,8 +138,8 @@ def _ssh_login(address: str) -> None:
             username="root",
             key_filename=str(IDENTITY_FILE),
             timeout=3,
-            banner_timeout=5,
-            auth_timeout=5,
+            banner_timeout=patience,
+            auth_timeout=patience,
             allow_agent=False,
             look_for_keys=False,
         )
@@ -146,17 +150,21 @@ def _ssh_login(address: str) -> None:
 def _wait_one(host: LabHost, started: float, deadline: float) -> float | str:
     """Seconds from start to a successful login, or why it never came."""
     last = "sshd never answered"
+    patience = 5.0
     while time.monotonic() < deadline:
         if not container.alive(host):
             return "its runner exited before sshd answered"
         if _ssh_port_open(host.address):
             try:
-                _ssh_login(host.address)
+                _ssh_login(host.address, min(patience, max(1.0, deadline - time.monotonic())))
                 return time.monotonic() - started
             except paramiko.BadHostKeyException as exc:
                 return f"wrong host key: {exc}"
             except (paramiko.SSHException, OSError) as exc:
                 last = f"ssh: {exc}"
+                # A loaded machine answers slowly: wait longer each time rather
+                # than give up at the same point over and over.
+                patience = min(patience * 2, 40.0)
         time.sleep(0.1)
     return last
 
@@ -288,7 +296,16 @@ def up(
         ssh_timeout = max(ssh_timeout, 2.0 * len(todo))
         results = _wait_ssh(wanted, started, ssh_timeout)
         failed = {n: r for n, r in results.items() if isinstance(r, str)}
-        if failed and runner == NSPAWN and not forced and not keep and len(failed) == len(todo):
+        # A host whose console shows a login prompt booted: nspawn works here.
+        booted_somewhere = any(" login:" in _console_tail(by_name[n], lines=40) for n in failed)
+        if (
+            failed
+            and runner == NSPAWN
+            and not forced
+            and not keep
+            and len(failed) == len(todo)
+            and not booted_somewhere
+        ):
             reason = f"systemd-nspawn could not boot {todo[0].name}: {failed[todo[0].name]}\n{_console_tail(todo[0])}"
             progress("systemd-nspawn cannot boot containers here; falling back to unshare + chroot running sshd only")
             container.stop(todo, timeout=5)
@@ -297,6 +314,17 @@ def up(
                 container.prepare(host, wanted, images.lower, pub)
             started = _start(todo, runner)
             results = _wait_ssh(wanted, started, ssh_timeout)
+            failed = {n: r for n, r in results.items() if isinstance(r, str)}
+        if failed:
+            # One more try for the hosts that did not make it (a slow machine, a
+            # leftover of an old container): a real failure fails twice.
+            again = [by_name[n] for n in sorted(failed)]
+            progress(f"{len(again)} host(s) did not come up ({', '.join(h.name for h in again)}); starting them again")
+            container.stop(again, timeout=10)
+            for host in again:
+                container.prepare(host, wanted, images.lower, pub)
+            started.update(_start(again, runner))
+            results.update(_wait_ssh(again, started, ssh_timeout))
             failed = {n: r for n, r in results.items() if isinstance(r, str)}
         st.runner = runner
         if runner == NSPAWN or forced:

@@ -23,6 +23,12 @@ from types import FrameType
 REBOOT = 133
 MAX_RESTARTS = 10  # within WINDOW seconds: a reboot loop is a failure, not a machine
 WINDOW = 60.0
+# After a reboot the kernel tears the old network namespace down in the
+# background, and nspawn refuses to start while the old veth still exists
+# ("Failed to add new veth interfaces ... File exists"); under load that can
+# take seconds. A start that fails this fast after a reboot is tried again.
+FAST_FAILURE = 10.0
+SETTLE_TRIES = 30
 
 
 def _enter(dirs: list[str]) -> None:
@@ -56,18 +62,30 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
-    starts: list[float] = []
-    while True:
-        starts = [t for t in starts if time.monotonic() - t < WINDOW] + [time.monotonic()]
-        if len(starts) > MAX_RESTARTS:
-            print(f"supervisor: {MAX_RESTARTS} restarts within {WINDOW:.0f}s, giving up", flush=True)
-            return 1
+    reboots: list[float] = []
+    settling = 0  # starts that failed fast since the last reboot
+    while not stopping:  # a stop asked for during a pause ends the loop too
+        began = time.monotonic()
         child = subprocess.Popen(command, preexec_fn=lambda: _enter(cgroup_dirs))
         code = child.wait()
-        if stopping or code != REBOOT:
+        if stopping:
             return code if code >= 0 else 128 - code
-        print(f"supervisor: container rebooted (status {code}), starting it again", flush=True)
-        time.sleep(0.2)
+        if code == REBOOT:
+            reboots = [t for t in reboots if time.monotonic() - t < WINDOW] + [time.monotonic()]
+            if len(reboots) > MAX_RESTARTS:
+                print(f"supervisor: {MAX_RESTARTS} restarts within {WINDOW:.0f}s, giving up", flush=True)
+                return 1
+            print(f"supervisor: container rebooted (status {code}), starting it again", flush=True)
+            settling = 1
+            time.sleep(0.2)
+            continue
+        if settling and code != 0 and time.monotonic() - began < FAST_FAILURE and settling < SETTLE_TRIES:
+            print(f"supervisor: start after reboot failed (status {code}), trying again in 1s", flush=True)
+            settling += 1
+            time.sleep(1.0)
+            continue
+        return code if code >= 0 else 128 - code
+    return 0
 
 
 if __name__ == "__main__":

@@ -83,3 +83,77 @@ def test_services_stop_disable_and_refuse_a_missing_unit(host, lab_ssh) -> None:
     assert lab_ssh.run(host, f"systemctl is-active {UNIT}").returncode != 0
     missing = module(host, "provision_services", {"services": [{"name": "no-such-unit.service", "state": "started"}]})
     assert "FAILED!" in missing["_stdout"] and "not installed" in missing["msg"]
+
+
+def test_services_restart_clears_files_and_waits_until_ready(host, lab_ssh) -> None:
+    module(host, "provision_services", {"services": [{"name": UNIT, "enabled": True, "state": "started"}]})
+    lab_ssh.run(host, "mkdir -p /run/provision-test && touch /run/provision-test/cache_1.ldb /run/provision-test/keep")
+    wanted = {"services": [{"name": UNIT, "state": "started", "restart": True,
+                            "clear": ["/run/provision-test/cache_*.ldb"],
+                            "ready": ["test", "-e", "/run/provision-test/keep"], "ready_timeout": 10}]}
+    done = module(host, "provision_services", wanted)
+    assert done["actions"] == [f"{UNIT}: stop", f"{UNIT}: clear /run/provision-test/cache_*.ldb", f"{UNIT}: start"]
+    assert lab_ssh.run(host, "test ! -e /run/provision-test/cache_1.ldb && test -e /run/provision-test/keep"
+                       ).returncode == 0
+    # Nothing restarted, nothing waited for: a readiness check that can never pass is not even run.
+    never = {"services": [{"name": UNIT, "state": "started", "ready": ["false"], "ready_timeout": 2}]}
+    assert module(host, "provision_services", never)["changed"] is False
+    # Started by this run and never ready: a clear failure naming the check.
+    lab_ssh.run(host, f"systemctl stop {UNIT}")
+    failed = module(host, "provision_services", never)
+    assert "FAILED!" in failed["_stdout"] and "not ready within 2s" in failed["msg"]
+
+
+def test_firewall_loads_on_change_and_on_drift_only(lab_hosts, lab_ssh) -> None:
+    address = lab_hosts[1].address
+    ruleset = ("table inet provision_test\ndelete table inet provision_test\n"
+               "table inet provision_test {\n  chain input {\n    type filter hook input priority 10; policy accept;\n"
+               "    tcp dport 9999 drop\n  }\n}\n")
+    assert lab_ssh.run(address, "apt-get install -y -q nftables >/dev/null 2>&1 || true; "
+                                "cat > /root/provision-test.nft; rm -f /root/fw.sha256",
+                       stdin=ruleset).returncode == 0
+    args = {"path": "/root/provision-test.nft", "table": "inet provision_test", "fingerprint_file": "/root/fw.sha256"}
+    try:
+        check = module(address, "provision_firewall", args, check=True)
+        assert check["changed"] is True and check["reason"] == "no fingerprint"
+        assert lab_ssh.run(address, "nft list table inet provision_test").returncode != 0  # check mode loaded nothing
+        first = module(address, "provision_firewall", args)
+        assert first["changed"] is True and "dport 9999" in lab_ssh.run(
+            address, "nft list table inet provision_test").stdout
+        assert module(address, "provision_firewall", args)["changed"] is False
+        # A rule added by hand is drift: the file is loaded again and the rule is gone.
+        lab_ssh.run(address, "nft add rule inet provision_test input tcp dport 8888 drop")
+        drift = module(address, "provision_firewall", args)
+        assert drift["changed"] is True and drift["reason"] == "live rules changed"
+        assert "8888" not in lab_ssh.run(address, "nft list table inet provision_test").stdout
+        # A file that does not parse is never loaded: the running table stays.
+        lab_ssh.run(address, "echo 'table inet provision_test { nonsense }' > /root/provision-test.nft")
+        broken = module(address, "provision_firewall", {**args, "reload": True})
+        assert "FAILED!" in broken["_stdout"] and "does not load" in broken["msg"]
+        assert "dport 9999" in lab_ssh.run(address, "nft list table inet provision_test").stdout
+    finally:
+        lab_ssh.run(address, "nft delete table inet provision_test; rm -f /root/provision-test.nft /root/fw.sha256")
+
+
+def test_domain_join_without_a_domain_says_so(lab_hosts, lab_ssh) -> None:
+    # No DC here: testjoin fails. Without a password that is reported, not failed; with one,
+    # the join is attempted (once: no retries) and fails with the tool's message, masked.
+    address = lab_hosts[2].address
+    assert lab_ssh.run(address, "apt-get install -y -q adcli >/dev/null 2>&1").returncode == 0
+    args = {"client": "sssd", "dns_domain": "nowhere.test", "realm": "NOWHERE.TEST", "computer_name": "LABC",
+            "host_fqdn": "lab-c.nowhere.test", "computer_ou": "OU=Provisioned Computers",
+            "base_dn": "DC=nowhere,DC=test",
+            "domain_controller": "dc.nowhere.test", "retries": 0, "log": "/root/join.log"}
+    unknown = module(address, "provision_domain_join", args)
+    assert unknown["changed"] is False and unknown["join_needed"] is True and unknown["was_joined"] is False
+    secret = "Sekr1t-join-pw"
+    check = module(address, "provision_domain_join", {**args, "admin_password": secret}, check=True)
+    assert check["changed"] is True and check["join_needed"] is True
+    assert lab_ssh.run(address, "test -e /root/join.log").returncode != 0  # check mode joined nothing
+    failed = module(address, "provision_domain_join", {**args, "admin_password": secret})
+    assert "FAILED!" in failed["_stdout"] and "joining nowhere.test at dc.nowhere.test failed" in failed["msg"]
+    assert failed["attempts"] == 1
+    log = lab_ssh.run(address, "stat -c %a /root/join.log && cat /root/join.log").stdout
+    assert log.startswith("600\n") and "adcli join" in log and secret not in log
+    assert secret not in json.dumps(failed)
+    lab_ssh.run(address, "rm -f /root/join.log")

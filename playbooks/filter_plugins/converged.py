@@ -64,9 +64,7 @@ def _scrub(value: Any, secrets: list[str]) -> Any:
     return value
 
 
-def converged_request(
-    roles: list[str], variables: dict[str, Any], code_dir: str, ignore: str
-) -> dict[str, Any]:
+def converged_request(roles: list[str], variables: dict[str, Any], code_dir: str, ignore: str) -> dict[str, Any]:
     skip = re.compile(ignore)
     # Values of the secret variables (named by ``ignore``), longest first so that a
     # secret containing another is replaced whole.

@@ -1,0 +1,126 @@
+#!/usr/bin/python
+"""Ansible module: load an nftables ruleset when its file changed or its live table drifted."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: provision_firewall
+short_description: Load the provision nftables table when the file changed or the live rules drifted
+description:
+  - Rules added or removed by hand (C(nft add rule ...)) never touch the ruleset file, so
+    comparing files cannot see them. When it loads the file, this module keeps a fingerprint
+    (SHA-256) of the live table as C(nft list table) prints it; on every run it compares the
+    live table with that fingerprint and loads the file again when they differ, when there
+    is no fingerprint yet, or when I(reload) says the file changed.
+  - The file is checked with C(nft -c -f) before it is loaded; a file that does not parse is
+    never loaded and the module fails, so a broken ruleset cannot drop the running one.
+  - Supports check mode (reports whether it would load) and diff mode (fingerprints).
+version_added: "0.1.0"
+author: provision maintainers
+options:
+  path:
+    description: The ruleset file, loaded with C(nft -f); it must replace the table atomically.
+    type: path
+    default: /etc/nftables.conf
+  table:
+    description: The table the file defines, as C(FAMILY NAME).
+    type: str
+    default: inet provision
+  fingerprint_file:
+    description: Where the fingerprint of the loaded table is kept (written mode 0600).
+    type: path
+    required: true
+  reload:
+    description: Load the file whatever the fingerprint says (the file was just written).
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Load the firewall (new rules, or live rules changed outside provision)
+  provision_firewall:
+    path: /etc/nftables.conf
+    table: inet provision
+    fingerprint_file: /var/lib/provision/nftables.sha256
+    reload: "{{ '/etc/nftables.conf' in base_files.changed_files }}"
+"""
+
+RETURN = r"""
+reason:
+  description: Why the file was (or would be) loaded, C(file changed), C(no fingerprint) or C(live rules changed).
+  returned: when loaded
+  type: str
+fingerprint:
+  description: The fingerprint of the live table after the run.
+  returned: success
+  type: str
+"""
+
+import hashlib  # noqa: E402
+import os  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+ENV = {"LC_ALL": "C"}
+
+
+def live_fingerprint(module: AnsibleModule, table: list[str]) -> str:
+    """SHA-256 of the table as nft prints it; of nothing when the table is absent."""
+    rc, out, _ = module.run_command(["nft", "list", "table", *table], environ_update=ENV)
+    return hashlib.sha256(out.encode() if rc == 0 else b"").hexdigest()
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "default": "/etc/nftables.conf"},
+            "table": {"type": "str", "default": "inet provision"},
+            "fingerprint_file": {"type": "path", "required": True},
+            "reload": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    table = p["table"].split()
+    if len(table) != 2:
+        module.fail_json(msg=f"table must be 'FAMILY NAME', not {p['table']!r}")
+    try:
+        with open(p["fingerprint_file"], encoding="ascii") as fh:
+            recorded: str | None = fh.read().strip()
+    except FileNotFoundError:
+        recorded = None
+    live = live_fingerprint(module, table)
+    if p["reload"]:
+        reason = "file changed"
+    elif recorded is None:
+        reason = "no fingerprint"
+    elif recorded != live:
+        reason = "live rules changed"
+    else:
+        module.exit_json(changed=False, fingerprint=live)
+
+    result: dict[str, object] = {"changed": True, "reason": reason}
+    if module._diff:
+        name = " ".join(table)
+        result["diff"] = {"before": f"{name}: {live} ({reason})\n", "after": f"{name}: as in {p['path']}\n"}
+    if module.check_mode:
+        module.exit_json(fingerprint=live, **result)
+    rc, out, err = module.run_command(["nft", "-c", "-f", p["path"]], environ_update=ENV)
+    if rc != 0:
+        module.fail_json(msg=f"{p['path']} does not load: {(err or out).strip()[-600:]}", rc=rc)
+    rc, out, err = module.run_command(["nft", "-f", p["path"]], environ_update=ENV)
+    if rc != 0:
+        module.fail_json(msg=f"loading {p['path']} failed: {(err or out).strip()[-600:]}", rc=rc)
+    loaded = live_fingerprint(module, table)
+    directory = os.path.dirname(p["fingerprint_file"])
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd = os.open(p["fingerprint_file"] + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(loaded + "\n")
+    os.replace(p["fingerprint_file"] + ".tmp", p["fingerprint_file"])
+    module.exit_json(fingerprint=loaded, **result)
+
+
+if __name__ == "__main__":
+    main()
