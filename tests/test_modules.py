@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +19,9 @@ sys.path.insert(0, str(PLAYBOOKS / "module_utils"))
 
 import provision_posix_acl as pacl  # noqa: E402
 import provision_secrets as psec  # noqa: E402
+from ansible_modules import run_module  # noqa: E402
 
 ANSIBLE = Path(sys.executable).with_name("ansible")
-
-
-def run_module(
-    name: str, args: dict[str, Any], *, check: bool = False, diff: bool = False, env: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """One module run through ansible's ad-hoc command; its result (from ``-t``, the tree
-    callback) as a dict, with what ansible printed (the diff shows there) under ``_stdout``."""
-    with tempfile.TemporaryDirectory() as tree:
-        argv = [str(ANSIBLE), "localhost", "-i", "localhost,", "-c", "local", "-m", name, "-a", json.dumps(args),
-                "-e", f"ansible_python_interpreter={sys.executable}", "-t", tree]
-        argv += ["--check"] if check else []
-        argv += ["--diff"] if diff else []
-        env = {**os.environ, "ANSIBLE_LIBRARY": str(PLAYBOOKS / "library"),
-               "ANSIBLE_MODULE_UTILS": str(PLAYBOOKS / "module_utils"), "ANSIBLE_NOCOLOR": "1",
-               "ANSIBLE_LOCALHOST_WARNING": "0", **(env or {})}
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=120)
-        result_file = Path(tree) / "localhost"
-        assert result_file.exists(), proc.stdout + proc.stderr
-        result: dict[str, Any] = json.loads(result_file.read_text())
-    result["_stdout"] = proc.stdout
-    return result
 
 
 def xattrs_supported(path: Path) -> bool:
@@ -415,3 +394,40 @@ def test_address_in_networks() -> None:
     assert net.address_in("fd00::5", ["10.0.0.0/8", "fd00::/8"]) is True
     with pytest.raises(ValueError):
         net.address_in("not-an-address", ["10.0.0.0/8"])
+
+
+# --------------------------------------------------------------------------- every module
+
+
+def _spec_keys(path: Path) -> set[str] | None:
+    """Top-level option names of the module's AnsibleModule(argument_spec={...}), when written as a literal."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "AnsibleModule":
+            for kw in node.keywords:
+                if kw.arg == "argument_spec" and isinstance(kw.value, ast.Dict):
+                    return {k.value for k in kw.value.keys if isinstance(k, ast.Constant)}
+    return None
+
+
+def test_every_module_documents_exactly_its_options() -> None:
+    # ansible-doc must parse DOCUMENTATION (a ': ' in a plain line silently breaks it), and the
+    # documented options must be the ones the module accepts.
+    names = sorted(p.stem for p in (PLAYBOOKS / "library").glob("provision_*.py"))
+    env = {**os.environ, "ANSIBLE_LIBRARY": str(PLAYBOOKS / "library"),
+           "ANSIBLE_MODULE_UTILS": str(PLAYBOOKS / "module_utils"), "ANSIBLE_NOCOLOR": "1"}
+    proc = subprocess.run([str(ANSIBLE.with_name("ansible-doc")), "--json", "-t", "module", *names],
+                          capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    for name in names:
+        doc = docs[name]["doc"]
+        assert doc.get("short_description") and doc.get("description"), name
+        for option, spec in doc.get("options", {}).items():
+            assert spec.get("description") and spec.get("type"), f"{name}: option {option}"
+        keys = _spec_keys(PLAYBOOKS / "library" / f"{name}.py")
+        if keys is not None:
+            assert set(doc.get("options", {})) == keys, f"{name}: documented {sorted(doc.get('options', {}))}, " \
+                                                         f"accepted {sorted(keys)}"
+        assert docs[name]["examples"] and docs[name]["return"] is not None, name

@@ -9,7 +9,7 @@ module: provision_domain_join
 short_description: Join a Linux host to an Active Directory domain, or repair a broken join
 description:
   - Tests the machine account first (C(adcli testjoin) for sssd clients, C(net ads testjoin)
-    for winbind members): it fails when the host never joined, its keytab or secrets are gone
+    for winbind members); it fails when the host never joined, its keytab or secrets are gone
     or the computer account was deleted in the directory. A healthy join is left alone and
     reported unchanged.
   - Otherwise joins with C(adcli join) or C(net ads join), creating the computer account in
@@ -19,7 +19,7 @@ description:
   - Check mode tests the join and reports whether it would join; diff mode shows the state
     before and after.
   - Without I(admin_password) a broken join is reported (C(join_needed)) with a warning
-    instead of failing: a dry run without secrets cannot know more.
+    instead of failing; a dry run without secrets cannot know more.
 version_added: "0.1.0"
 author: provision maintainers
 options:

@@ -12,7 +12,7 @@ description:
     C(ansible.builtin.template) lookup), owner, group and mode are compared with the
     file on the host; only files that differ are written, atomically (a temporary file
     in the same directory, validated when asked, then renamed over the old one).
-  - One module run instead of one template task per file: a template task costs a
+  - One module run instead of one template task per file; a template task costs a
     stat and a copy on the host, this costs one run for all of a role's files.
   - A symbolic link at a file's path is replaced by the file itself (it is not followed).
   - Reports which files changed (C(changed_files)) so the role can restart exactly

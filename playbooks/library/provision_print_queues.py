@@ -10,7 +10,7 @@ short_description: Keep CUPS print queues as wanted (device, description, enable
 description:
   - A queue is (re)defined with C(lpadmin) only when it is missing, points at another device,
     has another description, or is disabled or rejecting jobs. Queues are not shared by CUPS
-    itself (C(printer-is-shared=false)): clients print through Samba.
+    itself (C(printer-is-shared=false)); clients print through Samba.
   - Queues in I(absent) are deleted when they exist.
   - Check mode reports what would change; diff mode shows each queue before and after.
 version_added: "0.1.0"

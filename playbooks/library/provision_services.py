@@ -90,7 +90,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 actions:
-  description: What was (or in check mode would be) done, as C(UNIT: verb) strings.
+  description: What was (or in check mode would be) done, as C(UNIT - verb) strings.
   returned: success
   type: list
   elements: str

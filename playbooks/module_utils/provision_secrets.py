@@ -5,14 +5,21 @@ readable by every local user (ps, /proc/PID/cmdline); stdin is not, and a
 child's environment only by root and its owner. Output is masked before it is
 returned or logged, and a failing attempt can be retried with a doubling pause
 (a DC that is still replicating, a KDC that is restarting).
+
+samba-tool takes some secrets only as options (--adminpass); ``samba_tool_runner``
+runs it inside the module's own process instead of as a child, with ``{secret:NAME}``
+placeholders substituted there, so no command line ever holds the value.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 MASK = "********"
@@ -84,3 +91,143 @@ def run_with_secret(
             return Attempt(rc, text, attempt)
         sleep(delay)
         delay = min(delay * 2, max_delay)
+
+
+# --------------------------------------------------------------------------- samba-tool inside this process
+
+# An argument's "{secret:NAME}" is replaced by secret NAME after this process started.
+PLACEHOLDER = re.compile(r"\{secret:([A-Za-z0-9_]+)\}")
+
+
+class SecretError(ValueError):
+    """A secret that is asked for but was not given (or is empty)."""
+
+
+def placeholders(args: Sequence[str]) -> list[str]:
+    """The names the ``{secret:NAME}`` placeholders of ``args`` ask for, in order."""
+    return [m.group(1) for arg in args for m in PLACEHOLDER.finditer(arg)]
+
+
+def secret_value(secrets: Mapping[str, str], name: str) -> str:
+    """Secret ``name``; a missing or empty one is an error, never an empty password."""
+    value = secrets.get(name)
+    if not isinstance(value, str) or value == "":
+        raise SecretError(f"secret '{name}' was not given (or is empty)")
+    return value
+
+
+def substitute(args: Sequence[str], secrets: Mapping[str, str]) -> list[str]:
+    """``args`` with every ``{secret:NAME}`` replaced by its value."""
+    return [PLACEHOLDER.sub(lambda m: secret_value(secrets, m.group(1)), arg) for arg in args]
+
+
+def exit_status(code: object) -> int:
+    """A samba-tool result (None, an int, -1 for a usage error, a SystemExit message) as an exit status."""
+    if code is None:
+        return 0
+    if isinstance(code, bool) or not isinstance(code, int):
+        return 1
+    return code if 0 <= code <= 255 else 255
+
+
+def samba_tool_entry() -> Callable[[Sequence[str]], int]:
+    """What /usr/bin/samba-tool runs, as a function of its arguments, for the Samba installed.
+
+    Samba 4.18 and later have ``samba.netcmd.main.samba_tool``; older ones run
+    ``cmd_sambatool()._run("samba-tool", SUBCOMMAND, ...)``. Raises ImportError
+    without Samba's Python bindings (python3-samba) for this interpreter.
+    """
+    from samba.netcmd import main as samba_main  # only where python3-samba is
+
+    def run(args: Sequence[str]) -> int:
+        new = getattr(samba_main, "samba_tool", None)
+        if new is not None:
+            try:
+                return exit_status(new(*args))
+            except SystemExit as exc:
+                return exit_status(exc.code)
+            except Exception as exc:  # samba_tool reports its own, except those of resolving the subcommand
+                sys.stderr.write(f"samba-tool: {exc}\n")
+                return 1
+        cmd = samba_main.cmd_sambatool()
+        try:
+            return exit_status(cmd._run("samba-tool", *args))
+        except SystemExit as exc:
+            return exit_status(exc.code)
+        except Exception as exc:  # reported as samba-tool does
+            cmd.show_command_error(exc)
+            return 1
+
+    return run
+
+
+@contextmanager
+def _environment(update: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment with ``update`` applied, put back afterwards.
+
+    Set after exec, the values are not in /proc/PID/environ (which shows the
+    environment the process started with), but C code's getenv sees them.
+    """
+    before = {var: os.environ.get(var) for var in update}
+    os.environ.update(update)
+    try:
+        yield
+    finally:
+        for var, value in before.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def run_samba_tool(args: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[int, str]:
+    """samba-tool ``args`` (what follows ``samba-tool``) in this process: (exit status, output).
+
+    The output is stdout and stderr together, as written, unmasked.
+    """
+    entry = samba_tool_entry()
+    # samba-tool writes to streams bound when its modules were imported, its C
+    # libraries to the descriptors themselves: capture at the file descriptor
+    # level. stdin is /dev/null, so that a prompt fails instead of waiting.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(0), os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as capture, _environment(env or {}):
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.dup2(capture.fileno(), 1)
+        os.dup2(capture.fileno(), 2)
+        try:
+            status = entry(list(args))
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in enumerate(saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+        capture.seek(0)
+        text = capture.read().decode("utf-8", "replace")
+    return status, text
+
+
+def samba_tool_runner(secrets: Mapping[str, str], creds: str | None = None) -> Runner:
+    """A Runner for ``run_with_secret`` that runs samba-tool in this process.
+
+    Its argv is ``["samba-tool", ARGS...]`` with ``{secret:NAME}`` placeholders,
+    substituted only here; ``creds`` names the secret that becomes the PASSWD
+    variable of this process (the password of samba-tool's ``-U`` user, read by
+    Samba's credential code) for the run. ``env`` is applied to this process's
+    environment for the run; stdin cannot be given.
+    """
+
+    def run(argv: Sequence[str], stdin: str | None, env: Mapping[str, str] | None) -> tuple[int, str, str]:
+        if list(argv[:1]) != ["samba-tool"] or stdin is not None:
+            raise ValueError("samba_tool_runner runs ['samba-tool', ARGS...] without stdin")
+        update = dict(env or {})
+        if creds:
+            update["PASSWD"] = secret_value(secrets, creds)
+        status, text = run_samba_tool(substitute(argv[1:], secrets), update)
+        return status, text, ""
+
+    return run
