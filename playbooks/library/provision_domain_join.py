@@ -18,8 +18,9 @@ description:
     doubling pause; the output of every attempt, secrets masked, goes to I(log).
   - Check mode tests the join and reports whether it would join; diff mode shows the state
     before and after.
-  - Without I(admin_password) a broken join is reported (C(join_needed)) with a warning
-    instead of failing; a dry run without secrets cannot know more.
+  - Without I(admin_password) a broken join fails with a clear message, or, with I(no_secrets)
+    (a dry run whose secrets were deliberately not resolved), is reported (C(join_needed))
+    with a warning; such a run cannot know more.
 version_added: "0.1.0"
 author: provision maintainers
 options:
@@ -61,10 +62,14 @@ options:
     type: str
     default: Administrator
   admin_password:
-    description: Its password; secret. Leave empty in a dry run without secrets.
+    description: Its password; secret. Needed only when the join is broken.
     type: str
     default: ""
     no_log: true
+  no_secrets:
+    description: A dry run without secrets; a missing password is then a warning, not a failure.
+    type: bool
+    default: false
   retries:
     description: Extra attempts after a failed join.
     type: int
@@ -178,6 +183,7 @@ def main() -> None:
             "domain_controller": {"type": "str", "required": True},
             "admin_user": {"type": "str", "default": "Administrator"},
             "admin_password": {"type": "str", "default": "", "no_log": True},
+            "no_secrets": {"type": "bool", "default": False},
             "retries": {"type": "int", "default": 4},
             "backoff": {"type": "float", "default": 5.0},
             "log": {"type": "path"},
@@ -202,6 +208,12 @@ def main() -> None:
             "before": f"joined: no ({reason.splitlines()[-1] if reason else 'no answer'})\n",
             "after": f"joined: yes ({p['domain_controller']})\n",
         }
+    if not password and not p["no_secrets"]:
+        module.fail_json(
+            msg="the machine account is not healthy and joining needs the Administrator password "
+            "(provision_domain_admin_password), which was not given",
+            **result,
+        )
     if not password:
         module.warn(
             f"the machine account is not healthy ({reason or 'testjoin failed'}); "

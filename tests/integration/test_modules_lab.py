@@ -136,15 +136,18 @@ def test_firewall_loads_on_change_and_on_drift_only(lab_hosts, lab_ssh) -> None:
 
 
 def test_domain_join_without_a_domain_says_so(lab_hosts, lab_ssh) -> None:
-    # No DC here: testjoin fails. Without a password that is reported, not failed; with one,
-    # the join is attempted (once: no retries) and fails with the tool's message, masked.
+    # No DC here: testjoin fails. Without a password that fails, or in a dry run without secrets
+    # is reported; with one, the join is attempted (once: no retries) and fails with the tool's
+    # message, masked.
     address = lab_hosts[2].address
     assert lab_ssh.run(address, "apt-get install -y -q adcli >/dev/null 2>&1").returncode == 0
     args = {"client": "sssd", "dns_domain": "nowhere.test", "realm": "NOWHERE.TEST", "computer_name": "LABC",
             "host_fqdn": "lab-c.nowhere.test", "computer_ou": "OU=Provisioned Computers",
             "base_dn": "DC=nowhere,DC=test",
             "domain_controller": "dc.nowhere.test", "retries": 0, "log": "/root/join.log"}
-    unknown = module(address, "provision_domain_join", args)
+    missing = module(address, "provision_domain_join", args)
+    assert "FAILED!" in missing["_stdout"] and "needs the Administrator password" in missing["msg"]
+    unknown = module(address, "provision_domain_join", {**args, "no_secrets": True})
     assert unknown["changed"] is False and unknown["join_needed"] is True and unknown["was_joined"] is False
     secret = "Sekr1t-join-pw"
     check = module(address, "provision_domain_join", {**args, "admin_password": secret}, check=True)
