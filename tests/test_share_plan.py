@@ -361,3 +361,16 @@ def test_peer_plan_only_creates_accounts_a_share_needs() -> None:
 def test_peer_plan_refuses_an_unsafe_printer_description() -> None:
     with pytest.raises(AnsibleFilterError):
         sp.samba_peer_plan([], [{"name": "lp", "description": "x\n[global]\n   include = /tmp/x"}], USERS, GROUPS)
+
+
+def test_peer_accounts_and_print_queues_in_the_modules_form() -> None:
+    users = [{"name": "alice", "full_name": "Alice L", "groups": ["staff"]}, {"name": "bob", "shell": "/bin/sh"}]
+    plan = sp.samba_peer_plan([share(users=["alice", "bob"])], [{"name": "laser", "uri": "ipp://10.231.0.9/ipp"}],
+                              users, [{"name": "staff"}])
+    assert sp.samba_peer_accounts(plan["users"], "/bin/bash") == [
+        {"name": "alice", "comment": "Alice L", "shell": "/bin/bash", "groups": ["staff"]},
+        {"name": "bob", "comment": "", "shell": "/bin/sh", "groups": []},
+    ]
+    # CUPS shows the queue name when the description is empty: the plan says it explicitly.
+    assert [p["queue"] for p in plan["printers"]] == [
+        {"name": "laser", "uri": "ipp://10.231.0.9/ipp", "description": "laser"}]

@@ -592,6 +592,19 @@ def samba_peer_plan(
     }
 
 
+def samba_peer_accounts(users: Any, default_shell: str = "/bin/bash") -> list[dict[str, Any]]:
+    """A peer plan's ``users`` in the form the provision_local_accounts module takes."""
+    return [
+        {
+            "name": u["name"],
+            "comment": u.get("full_name") or "",
+            "shell": u.get("shell") or default_shell,
+            "groups": list(u.get("groups") or []),
+        }
+        for u in (users or [])
+    ]
+
+
 class FilterModule:
     """Share planning filters for the Samba roles."""
 
@@ -599,5 +612,6 @@ class FilterModule:
         return {
             "samba_share_plan": samba_share_plan,
             "samba_peer_plan": samba_peer_plan,
+            "samba_peer_accounts": samba_peer_accounts,
             "smb_conf_value": smb_conf_value,
         }

@@ -160,3 +160,28 @@ def test_domain_join_without_a_domain_says_so(lab_hosts, lab_ssh) -> None:
     assert log.startswith("600\n") and "adcli join" in log and secret not in log
     assert secret not in json.dumps(failed)
     lab_ssh.run(address, "rm -f /root/join.log")
+
+
+def test_local_accounts_created_corrected_then_nothing_to_do(lab_hosts, lab_ssh) -> None:
+    address = lab_hosts[0].address
+    wanted = {"groups": ["pt-staff", "pt-ops"],
+              "users": [{"name": "pt-alice", "comment": "Alice L", "shell": "/bin/bash", "groups": ["pt-staff"]},
+                        {"name": "pt-bob", "comment": "", "shell": "/bin/sh", "groups": []}]}
+    try:
+        check = module(address, "provision_local_accounts", wanted, check=True)
+        assert check["changed"] is True and check["users_created"] == ["pt-alice", "pt-bob"]
+        assert lab_ssh.run(address, "getent passwd pt-alice").returncode != 0  # check mode created nothing
+        done = module(address, "provision_local_accounts", wanted)
+        assert done["groups_created"] == ["pt-staff", "pt-ops"] and done["users_created"] == ["pt-alice", "pt-bob"]
+        ids = lab_ssh.run(address, "getent passwd pt-alice; id -nG pt-alice; test -d /home/pt-alice").stdout
+        assert "pt-alice:x:" in ids and ":Alice L:/home/pt-alice:/bin/bash" in ids and "pt-staff" in ids
+        assert module(address, "provision_local_accounts", wanted)["changed"] is False
+        # Moved to another group and renamed: corrected in place, out of the old group.
+        moved = {**wanted, "users": [{**wanted["users"][0], "comment": "Alice Liddell", "groups": ["pt-ops"]}]}
+        again = module(address, "provision_local_accounts", moved)
+        assert again["users_changed"] == ["pt-alice"] and again["users_created"] == []
+        groups = lab_ssh.run(address, "id -nG pt-alice").stdout.split()
+        assert "pt-ops" in groups and "pt-staff" not in groups
+        assert "Alice Liddell" in lab_ssh.run(address, "getent passwd pt-alice").stdout
+    finally:
+        lab_ssh.run(address, "userdel -r pt-alice; userdel -r pt-bob; groupdel pt-staff; groupdel pt-ops")
