@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = ROOT / "playbooks"
 sys.path.insert(0, str(PLAYBOOKS / "module_utils"))
 
+import provision_commands as pcmd  # noqa: E402
 import provision_posix_acl as pacl  # noqa: E402
 import provision_secrets as psec  # noqa: E402
 from ansible_modules import run_module  # noqa: E402
@@ -360,6 +361,7 @@ def _load(path: Path) -> Any:
     import importlib.util
 
     sys.modules.setdefault("ansible.module_utils.provision_secrets", psec)
+    sys.modules.setdefault("ansible.module_utils.provision_commands", pcmd)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)

@@ -122,13 +122,12 @@ attempts:
   type: int
 """
 
-from collections.abc import Mapping, Sequence  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.provision_commands import run, runner  # noqa: E402
 from ansible.module_utils.provision_secrets import mask, run_with_secret  # noqa: E402
-
-ENV = {"LC_ALL": "C"}
 
 
 def testjoin_argv(p: Mapping[str, Any]) -> list[str]:
@@ -197,7 +196,7 @@ def main() -> None:
     p = module.params
     password: str = p["admin_password"]
 
-    rc, out, err = module.run_command(testjoin_argv(p), environ_update=ENV)
+    rc, out, err = run(module, testjoin_argv(p))
     if rc == 0:
         module.exit_json(changed=False, was_joined=True, join_needed=False)
 
@@ -223,13 +222,8 @@ def main() -> None:
     if module.check_mode:
         module.exit_json(changed=True, **result)
 
-    def run(argv: Sequence[str], stdin: str | None, env: Mapping[str, str] | None) -> tuple[int, str, str]:
-        environ = {**ENV, **(env or {})}
-        rc, out, err = module.run_command(list(argv), data=stdin, binary_data=True, environ_update=environ)
-        return int(rc), str(out), str(err)
-
     attempt = run_with_secret(
-        run,
+        runner(module),
         join_argv(p),
         secrets=[password],
         stdin=password + "\n",

@@ -61,13 +61,12 @@ import hashlib  # noqa: E402
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-ENV = {"LC_ALL": "C"}
+from ansible.module_utils.provision_commands import run, run_or_fail  # noqa: E402
 
 
 def live_fingerprint(module: AnsibleModule, table: list[str]) -> str:
     """SHA-256 of the table as nft prints it; of nothing when the table is absent."""
-    rc, out, _ = module.run_command(["nft", "list", "table", *table], environ_update=ENV)
+    rc, out, _ = run(module, ["nft", "list", "table", *table])
     return hashlib.sha256(out.encode() if rc == 0 else b"").hexdigest()
 
 
@@ -106,12 +105,8 @@ def main() -> None:
         result["diff"] = {"before": f"{name}: {live} ({reason})\n", "after": f"{name}: as in {p['path']}\n"}
     if module.check_mode:
         module.exit_json(fingerprint=live, **result)
-    rc, out, err = module.run_command(["nft", "-c", "-f", p["path"]], environ_update=ENV)
-    if rc != 0:
-        module.fail_json(msg=f"{p['path']} does not load: {(err or out).strip()[-600:]}", rc=rc)
-    rc, out, err = module.run_command(["nft", "-f", p["path"]], environ_update=ENV)
-    if rc != 0:
-        module.fail_json(msg=f"loading {p['path']} failed: {(err or out).strip()[-600:]}", rc=rc)
+    run_or_fail(module, ["nft", "-c", "-f", p["path"]], f"{p['path']} does not load", keep=600)
+    run_or_fail(module, ["nft", "-f", p["path"]], f"loading {p['path']} failed", keep=600)
     loaded = live_fingerprint(module, table)
     directory = os.path.dirname(p["fingerprint_file"])
     os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -85,8 +85,8 @@ import pwd  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.provision_commands import run_or_fail  # noqa: E402
 
-ENV = {"LC_ALL": "C"}
 USER_SPEC = {
     "name": {"type": "str", "required": True},
     "comment": {"type": "str", "default": ""},
@@ -117,11 +117,8 @@ def main() -> None:
     check = module.check_mode
 
     def run(argv: list[str]) -> None:
-        if check:
-            return
-        rc, out, err = module.run_command(argv, environ_update=ENV)
-        if rc != 0:
-            module.fail_json(msg=f"{' '.join(argv)} failed: {(err or out).strip()[-300:]}")
+        if not check:
+            run_or_fail(module, argv, f"{' '.join(argv)} failed")
 
     groups_created: list[str] = []
     for name in p["groups"]:

@@ -68,8 +68,8 @@ import shlex  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.provision_commands import run, run_or_fail  # noqa: E402
 
-ENV = {"LC_ALL": "C"}
 QUEUE_SPEC = {
     "name": {"type": "str", "required": True},
     "uri": {"type": "str", "required": True},
@@ -79,7 +79,7 @@ QUEUE_SPEC = {
 
 def live_queue(module: AnsibleModule, name: str) -> dict[str, Any] | None:
     """The queue as CUPS has it, or None when it does not exist."""
-    rc, out, _ = module.run_command(["lpstat", "-l", "-p", name], environ_update=ENV)
+    rc, out, _ = run(module, ["lpstat", "-l", "-p", name])
     if rc != 0:
         return None
     info = ""
@@ -89,12 +89,12 @@ def live_queue(module: AnsibleModule, name: str) -> dict[str, Any] | None:
             info = stripped[len("Description: ") :]
     enabled = bool(re.search(rf"^printer {re.escape(name)} .*enabled since", out, re.M))
     # lpstat -v shortens file: URIs ("///dev/null"); lpoptions shows them as given.
-    _, opts, _ = module.run_command(["lpoptions", "-p", name], environ_update=ENV)
+    _, opts, _ = run(module, ["lpoptions", "-p", name])
     uri = ""
     for word in shlex.split(opts) if opts.strip() else []:
         if word.startswith("device-uri="):
             uri = word[len("device-uri=") :]
-    rc, acc, _ = module.run_command(["lpstat", "-a", name], environ_update=ENV)
+    rc, acc, _ = run(module, ["lpstat", "-a", name])
     accepting = rc == 0 and bool(re.search(rf"^{re.escape(name)} accepting requests", acc, re.M))
     return {"uri": uri, "description": info, "enabled": enabled, "accepting": accepting}
 
@@ -150,9 +150,7 @@ def main() -> None:
                 "-o",
                 "printer-is-shared=false",
             ]
-            rc, out, err = module.run_command(argv, environ_update=ENV)
-            if rc != 0:
-                module.fail_json(msg=f"lpadmin could not define {q['name']}: {(err or out).strip()[-300:]}")
+            run_or_fail(module, argv, f"lpadmin could not define {q['name']}")
     for name in absent:
         live = live_queue(module, name)
         if live is None:
@@ -160,9 +158,7 @@ def main() -> None:
         removed.append(name)
         diffs.append({"before_header": name, "after_header": name, "before": describe(live), "after": "absent\n"})
         if not module.check_mode:
-            rc, out, err = module.run_command(["lpadmin", "-x", name], environ_update=ENV)
-            if rc != 0:
-                module.fail_json(msg=f"lpadmin could not delete {name}: {(err or out).strip()[-300:]}")
+            run_or_fail(module, ["lpadmin", "-x", name], f"lpadmin could not delete {name}")
     result: dict[str, Any] = {"changed": bool(defined or removed), "defined": defined, "removed": removed}
     if module._diff and diffs:
         result["diff"] = diffs

@@ -60,8 +60,7 @@ removed:
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-ENV = {"LC_ALL": "C"}
+from ansible.module_utils.provision_commands import run_or_fail  # noqa: E402
 
 
 def nt_hash(password: str) -> str:
@@ -74,9 +73,7 @@ def nt_hash(password: str) -> str:
 
 def passdb(module: AnsibleModule) -> dict[str, tuple[str, str]]:
     """Account -> (NT hash, flags) as pdbedit's smbpasswd format shows them."""
-    rc, out, err = module.run_command(["pdbedit", "-L", "-w"], environ_update=ENV)
-    if rc != 0:
-        module.fail_json(msg=f"pdbedit -L -w failed: {(err or out).strip()[-300:]}")
+    out = run_or_fail(module, ["pdbedit", "-L", "-w"], "pdbedit -L -w failed")
     entries: dict[str, tuple[str, str]] = {}
     for line in out.splitlines():
         fields = line.split(":")
@@ -121,19 +118,16 @@ def main() -> None:
         module.exit_json(**result)
     for name in to_set:
         pw = wanted[name]
-        rc, out, err = module.run_command(
-            ["smbpasswd", "-s", "-a", "--", name], data=f"{pw}\n{pw}\n", binary_data=True, environ_update=ENV
+        run_or_fail(
+            module,
+            ["smbpasswd", "-s", "-a", "--", name],
+            f"smbpasswd could not set the password of {name}",
+            data=f"{pw}\n{pw}\n",
         )
-        if rc != 0:
-            module.fail_json(msg=f"smbpasswd could not set the password of {name}: {(err or out).strip()[-300:]}")
     for name in to_enable:
-        rc, out, err = module.run_command(["smbpasswd", "-e", "--", name], environ_update=ENV)
-        if rc != 0:
-            module.fail_json(msg=f"smbpasswd could not enable {name}: {(err or out).strip()[-300:]}")
+        run_or_fail(module, ["smbpasswd", "-e", "--", name], f"smbpasswd could not enable {name}")
     for name in to_remove:
-        rc, out, err = module.run_command(["pdbedit", "-x", "-u", name], environ_update=ENV)
-        if rc != 0:
-            module.fail_json(msg=f"pdbedit could not remove {name}: {(err or out).strip()[-300:]}")
+        run_or_fail(module, ["pdbedit", "-x", "-u", name], f"pdbedit could not remove {name}")
     module.exit_json(**result)
 
 

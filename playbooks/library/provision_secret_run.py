@@ -155,10 +155,11 @@ import glob  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Mapping, Sequence  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 from typing import Any, NoReturn  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.provision_commands import runner  # noqa: E402
 from ansible.module_utils.provision_secrets import (  # noqa: E402
     Runner,
     SecretError,
@@ -282,14 +283,7 @@ def main() -> None:
         run: Runner = samba_tool_runner(secrets, p["creds"])
         stdin, env = None, None
     else:
-
-        def run_child(argv: Sequence[str], stdin: str | None, env: Mapping[str, str] | None) -> tuple[int, str, str]:
-            rc, out, err = module.run_command(
-                list(argv), data=stdin, binary_data=True, environ_update=dict(env or {}), expand_user_and_vars=False
-            )
-            return int(rc), str(out), str(err)
-
-        run = run_child
+        run = runner(module)
         stdin = secrets[p["stdin_secret"]] + "\n" if p["stdin_secret"] else None
         env = {str(var): secrets[str(name)] for var, name in p["env_secrets"].items()}
 
