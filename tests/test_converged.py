@@ -67,6 +67,30 @@ def test_unrecorded_role_is_dirty_then_clean_after_record(host: dict[str, Any]) 
     assert os.stat(host["state"].parent).st_mode & 0o777 == 0o700
 
 
+def test_a_role_known_dirty_is_not_fingerprinted_and_the_request_comes_back(
+    host: dict[str, Any], tmp_path: Path
+) -> None:
+    """A first apply pays for no watched command (a join test costs a DC round trip); the
+    answer hands the request back, passwords left out, for the record step."""
+    marker = tmp_path / "ran"
+    watch = dict(host["roles"]["app"]["watch"], commands=[["touch", str(marker)]])
+    roles = {"app": {"inputs": "i1", "watch": watch, "passwords": {"carol": "Secret-1"}}}
+    first = probe(host["state"], roles)
+    assert first["dirty"] == ["app"] and not marker.exists()
+    # Trees are still answered: roles compare them across hosts.
+    assert set(first["trees"]) == {str(host["share"].parent)}
+    assert first["request"] == {"app": {"inputs": "i1", "watch": watch}}
+    assert "Secret-1" not in json.dumps(first)
+    assert not marker.exists()
+    probe(host["state"], roles, record=["app"])
+    assert marker.exists()
+    marker.unlink()
+    changed = {"app": dict(roles["app"], inputs="i2")}
+    assert probe(host["state"], changed)["reasons"] == {"app": "inputs changed"} and not marker.exists()
+    probe(host["state"], roles)
+    assert marker.exists()
+
+
 @pytest.mark.parametrize(
     "change",
     ["edit file", "chmod file", "create absent file", "chmod dir", "new file in tree", "new inputs"],

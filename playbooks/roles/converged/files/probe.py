@@ -212,6 +212,10 @@ def main() -> None:
     answer: dict[str, Any] = {
         "dirty": [], "reasons": {}, "recorded": [], "trees": {}, "cap_sys_time": cap_sys_time(),
         "facts": {"python": sys.executable, "ssh_connection": os.environ.get("SSH_CONNECTION", "")},
+        # The request back without the passwords: what the record step sends.
+        "request": {
+            role: {k: v for k, v in spec.items() if k != "passwords"} for role, spec in request["roles"].items()
+        },
     }
     record = request.get("record") or []
     for role, spec in sorted(request["roles"].items()):
@@ -219,17 +223,18 @@ def main() -> None:
             answer["dirty"].append(role)
             answer["reasons"][role] = "no watch list"
             continue
-        live = fingerprint(spec["watch"], answer["trees"])
         if role in record:
-            stored[role] = {"inputs": spec["inputs"], "live": live}
+            stored[role] = {"inputs": spec["inputs"], "live": fingerprint(spec["watch"], answer["trees"])}
             answer["recorded"].append(role)
             continue
         old = stored.get(role)
+        # A role already known to be dirty is not fingerprinted (a first apply pays
+        # for no command of a watch list); its trees are still answered.
         if not isinstance(old, dict):
             reason = "never recorded"
         elif old.get("inputs") != spec["inputs"]:
             reason = "inputs changed"
-        elif old.get("live") != live:
+        elif old.get("live") != fingerprint(spec["watch"], answer["trees"]):
             reason = "live state changed"
         elif not samba_passwords(spec.get("passwords") or {}):
             reason = "a Samba password differs"
@@ -237,6 +242,8 @@ def main() -> None:
             continue
         answer["dirty"].append(role)
         answer["reasons"][role] = reason
+        for tree in spec["watch"].get("trees", []):
+            answer["trees"].setdefault(tree, tree_state(tree).get("sha256"))
     if record:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         tmp = path + ".tmp"
