@@ -231,3 +231,11 @@ def test_acls_compare_across_notations() -> None:
     getfacl = ["user::rwx", "group::r-x", "other::---", "mask::rwx", "group:domain\\040admins:rwx", "default:user::rwx"]
     assert normalise_acl(planned) == normalise_acl(getfacl)
     assert normalise_acl(planned) != normalise_acl([*getfacl[:-1], "default:user::rw-"])
+
+
+def test_verify_workers_follow_the_cores_not_the_fleet() -> None:
+    """Workers cost CPU to start: 3 per core, at most 16, never more than the hosts."""
+    assert verify.default_workers(100, cpus=2) == 6
+    assert verify.default_workers(3, cpus=2) == 3
+    assert verify.default_workers(100, cpus=32) == 16
+    assert verify.default_workers(1, cpus=1) == 1
