@@ -180,8 +180,7 @@ def cap_sys_time() -> bool:
 
 
 def fingerprint(watch: dict[str, Any], trees: dict[str, Any]) -> str:
-    for path in watch.get("trees", []):
-        trees.setdefault(path, tree_state(path).get("sha256"))
+    """Digest of everything ``watch`` names; its trees are read from ``trees`` (digested once)."""
     state = {
         "files": {p: file_state(p) for p in watch.get("files", [])},
         "dirs": {p: dir_state(p) for p in watch.get("dirs", [])},
@@ -223,13 +222,16 @@ def main() -> None:
             answer["dirty"].append(role)
             answer["reasons"][role] = "no watch list"
             continue
+        # Trees are answered for every role, dirty or not: roles compare them across hosts.
+        for tree in spec["watch"].get("trees", []):
+            answer["trees"].setdefault(tree, tree_state(tree).get("sha256"))
         if role in record:
             stored[role] = {"inputs": spec["inputs"], "live": fingerprint(spec["watch"], answer["trees"])}
             answer["recorded"].append(role)
             continue
         old = stored.get(role)
-        # A role already known to be dirty is not fingerprinted (a first apply pays
-        # for no command of a watch list); its trees are still answered.
+        # A role already known to be dirty is not fingerprinted: a first apply pays
+        # for no command of a watch list.
         if not isinstance(old, dict):
             reason = "never recorded"
         elif old.get("inputs") != spec["inputs"]:
@@ -242,8 +244,6 @@ def main() -> None:
             continue
         answer["dirty"].append(role)
         answer["reasons"][role] = reason
-        for tree in spec["watch"].get("trees", []):
-            answer["trees"].setdefault(tree, tree_state(tree).get("sha256"))
     if record:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         tmp = path + ".tmp"
