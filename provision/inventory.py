@@ -27,14 +27,22 @@ UNSAFE_TAG = "!unsafe"
 
 MODE_GROUPS = {Mode.WORKGROUP: "workgroup", Mode.DOMAIN: "domain"}
 
-# The play of each host role, a file of playbooks/ (site.yml imports them in the default order).
+# The play of each host role, a file of playbooks/: the domain members' roles share one
+# play file, imported once per rollout stage (site.yml imports them in the default order).
 PLAYS = {
     Role.DOMAIN_CONTROLLER: "domain_controllers.yml",
-    Role.FILE_SERVER: "file_servers.yml",
-    Role.MAIL_SERVER: "mail_servers.yml",
-    Role.DATABASE_SERVER: "database_servers.yml",
-    Role.WORKSTATION: "workstations.yml",
+    Role.FILE_SERVER: "domain_members.yml",
+    Role.MAIL_SERVER: "domain_members.yml",
+    Role.DATABASE_SERVER: "domain_members.yml",
+    Role.WORKSTATION: "domain_members.yml",
     Role.PEER: "peers.yml",
+}
+# Names of the stage plays of domain_members.yml, by role.
+STAGE_NAMES = {
+    Role.FILE_SERVER: "file servers",
+    Role.MAIL_SERVER: "mail servers",
+    Role.DATABASE_SERVER: "database servers",
+    Role.WORKSTATION: "workstations",
 }
 
 
@@ -183,16 +191,29 @@ def build_inventory(network: Network, hosts: Iterable[Host] | None = None) -> di
     }
 
 
-def rollout_playbook(network: Network, playbooks: Path) -> list[dict[str, str]]:
-    """site.yml in the spec's ``rollout.order``: one import per role play.
+def rollout_playbook(network: Network, playbooks: Path) -> list[dict[str, Any]]:
+    """site.yml in the spec's ``rollout.order``: one import per stage.
 
     Roles in the order with no hosts cost nothing (their group is empty); the rules
     make sure every role that has hosts is in the order, domain controllers first.
+    A stage of domain members imports domain_members.yml with the stage's groups as
+    its hosts (role names from the Role enum, never spec text).
     """
-    return [
-        {"name": f"Rollout step {i}: {role.value}", "ansible.builtin.import_playbook": str(playbooks / PLAYS[role])}
-        for i, role in enumerate(network.rollout.order, 1)
-    ]
+    steps: list[dict[str, Any]] = []
+    for i, stage in enumerate(network.rollout.order, 1):
+        step: dict[str, Any] = {
+            "name": f"Rollout step {i}: {', '.join(r.value for r in stage)}",
+            "ansible.builtin.import_playbook": str(playbooks / PLAYS[stage[0]]),
+        }
+        if stage[0] in STAGE_NAMES:
+            names = [STAGE_NAMES[r] for r in stage]
+            title = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            step["vars"] = {
+                "provision_stage": ":".join(r.value for r in stage),
+                "provision_stage_name": title.capitalize(),
+            }
+        steps.append(step)
+    return steps
 
 
 def ansible_settings(network: Network, forks: int, fact_cache: Path) -> dict[str, str]:

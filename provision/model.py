@@ -28,14 +28,15 @@ class Role(StrEnum):
 WORKGROUP_ROLES = frozenset({Role.PEER})
 DOMAIN_ROLES = frozenset(Role) - WORKGROUP_ROLES
 SERVER_ROLES = frozenset({Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER})
-# The order a rollout walks the roles in unless the spec says otherwise.
-DEFAULT_ORDER = (
-    Role.DOMAIN_CONTROLLER,
-    Role.FILE_SERVER,
-    Role.MAIL_SERVER,
-    Role.DATABASE_SERVER,
-    Role.WORKSTATION,
-    Role.PEER,
+# Roles that may share a rollout stage (domain_members.yml, one play for all of them).
+STAGE_ROLES = SERVER_ROLES | {Role.WORKSTATION}
+# The stages a rollout walks through unless the spec says otherwise: the roles of
+# one stage roll out side by side, in one play (servers do not wait for each other).
+DEFAULT_ORDER: tuple[tuple[Role, ...], ...] = (
+    (Role.DOMAIN_CONTROLLER,),
+    (Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER),
+    (Role.WORKSTATION,),
+    (Role.PEER,),
 )
 
 
@@ -153,7 +154,7 @@ class Policies:
 class Rollout:
     batch: int | str = 50  # hosts per batch, or a percentage like "20%"
     max_fail_percent: int = 10
-    order: tuple[Role, ...] = DEFAULT_ORDER
+    order: tuple[tuple[Role, ...], ...] = DEFAULT_ORDER  # stages, each a tuple of roles
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,15 @@ from provision.model import Host, Mode, Network, Role
 
 @dataclass(frozen=True)
 class Batch:
-    """One step of the rollout: hosts configured together."""
+    """One step of the rollout: hosts configured together (of one stage's roles)."""
 
-    role: Role
+    roles: tuple[Role, ...]
     hosts: tuple[str, ...]
+
+    @property
+    def role(self) -> str:
+        """The stage's roles as one label: 'workstation', 'file_server+mail_server'."""
+        return "+".join(r.value for r in self.roles)
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,10 @@ class Plan:
             "rollout": {
                 "batch": n.rollout.batch,
                 "max_fail_percent": n.rollout.max_fail_percent,
-                "steps": [{"role": b.role.value, "hosts": summarize_names(list(b.hosts))} for b in self.batches],
+                "steps": [
+                    {"role": b.role, "roles": [r.value for r in b.roles], "hosts": summarize_names(list(b.hosts))}
+                    for b in self.batches
+                ],
             },
             "advice": [{"severity": a.severity, "path": a.path, "message": a.message} for a in self.advice],
         }
@@ -79,15 +87,18 @@ def batch_size(batch: int | str, total: int) -> int:
 
 
 def rollout_batches(network: Network) -> list[Batch]:
-    """DCs one at a time, then each role in spec order in batches."""
+    """DCs one at a time, then each stage of the spec's order in batches.
+
+    A stage's roles share one play, so its batches mix them, in the stage's order.
+    """
     by_role = network.hosts_by_role()
     out: list[Batch] = []
-    for role in network.rollout.order:
-        hosts = [h.name for h in by_role.get(role, [])]
+    for stage in network.rollout.order:
+        hosts = [h.name for role in stage for h in by_role.get(role, [])]
         if not hosts:
             continue
-        size = 1 if role is Role.DOMAIN_CONTROLLER else batch_size(network.rollout.batch, len(hosts))
-        out.extend(Batch(role, tuple(hosts[i : i + size])) for i in range(0, len(hosts), size))
+        size = 1 if stage == (Role.DOMAIN_CONTROLLER,) else batch_size(network.rollout.batch, len(hosts))
+        out.extend(Batch(stage, tuple(hosts[i : i + size])) for i in range(0, len(hosts), size))
     return out
 
 

@@ -23,6 +23,7 @@ from provision.errors import Problem
 from provision.model import (
     DEFAULT_ORDER,
     DOMAIN_ROLES,
+    STAGE_ROLES,
     Domain,
     FirewallPolicy,
     Group,
@@ -635,9 +636,25 @@ def _check_policies(data: Mapping[str, Any], mode: Any, bad: set[str], found: Fo
         found.error("policies.smb.signing", "a domain always requires SMB signing ('mandatory')")
     if mode == "domain" and smb.get("netbios") is True:
         found.warn("policies.smb.netbios", "NetBIOS is not needed in an AD domain; DNS is used")
-    order = [o for o in _list(_dict(data.get("rollout")).get("order")) if isinstance(o, str)]
-    if order and "domain_controller" in order and order[0] != "domain_controller":
-        found.error("rollout.order", "domain controllers must be configured first")
+    # A stage is a role or a list of roles rolled out side by side (one play).
+    stages = [
+        [o] if isinstance(o, str) else [r for r in _list(o) if isinstance(r, str)]
+        for o in _list(_dict(data.get("rollout")).get("order"))
+    ]
+    order = [r for stage in stages for r in stage]
+    if "domain_controller" in order and stages[0] != ["domain_controller"]:
+        found.error("rollout.order", "domain controllers must be configured first, in a stage of their own")
+    twice = sorted({r for r in order if order.count(r) > 1})
+    if twice:
+        found.error("rollout.order", f"rollout.order names {', '.join(twice)} more than once")
+    side_by_side = {r.value for r in STAGE_ROLES}
+    for i, stage in enumerate(stages):
+        if len(stage) > 1 and not set(stage) <= side_by_side:
+            found.error(
+                f"rollout.order[{i}]",
+                "only domain members roll out side by side: a stage of several roles may hold "
+                + ", ".join(sorted(side_by_side)),
+            )
     if mode in ("workgroup", "domain") and order:
         present = {str(_dict(h).get("role")) for h in _list(data.get("hosts"))}
         missing = sorted(r for r in present if r in {x.value for x in Role} and r not in order)
@@ -1189,8 +1206,11 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
         unattended_upgrades=pol.get("unattended_upgrades", False),
     )
     ro = data.get("rollout", {})
-    order = tuple(Role(r) for r in ro.get("order", ())) or tuple(
-        r for r in DEFAULT_ORDER if (r in DOMAIN_ROLES) == (mode is Mode.DOMAIN)
+    # Each stage of the order is a role, or a list of roles that roll out side by side.
+    order = tuple(tuple(Role(r) for r in ([s] if isinstance(s, str) else s)) for s in ro.get("order", ())) or tuple(
+        stage
+        for stage in (tuple(r for r in s if (r in DOMAIN_ROLES) == (mode is Mode.DOMAIN)) for s in DEFAULT_ORDER)
+        if stage
     )
     rollout = Rollout(batch=ro.get("batch", 50), max_fail_percent=ro.get("max_fail_percent", 10), order=order)
 

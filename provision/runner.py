@@ -189,7 +189,7 @@ class _Events:
         self, result: RunResult, group_sizes: dict[str, int], progress: Callable[[Progress], None] | None
     ) -> None:
         self.result = result
-        # Each play's bar counts the play's own hosts: its pattern is a role group (or all).
+        # Each play's bar counts the play's own hosts: its pattern names role groups (or all).
         self.group_sizes = group_sizes
         self.total = group_sizes.get("all", 0)
         self.progress = progress
@@ -204,8 +204,13 @@ class _Events:
         data = event.get("event_data", {})
         if kind == "playbook_on_play_start":
             self.play = data.get("name") or data.get("play", "")
+            # A role group, a stage's groups ("file_server:mail_server"), or all.
             pattern = str(data.get("play_pattern") or data.get("pattern") or "all")
-            self.total = self.group_sizes.get(pattern, self.group_sizes.get("all", 0))
+            groups = pattern.split(":")
+            if all(g in self.group_sizes for g in groups):
+                self.total = sum(self.group_sizes[g] for g in groups)
+            else:
+                self.total = self.group_sizes.get("all", 0)
             self.play_ok, self.play_failed, self.play_unreachable = set(), set(), set()
         elif kind == "playbook_on_task_start":
             self.task = data.get("name") or data.get("task", "")

@@ -572,6 +572,13 @@ def _explain_alternatives(error: ValidationError, where: str) -> Iterator[Proble
     if parent == "ntp_servers" and isinstance(error.instance, str):
         yield Problem(where, f"{rules.clip(error.instance)} is neither an IPv4 address nor a host name")
         return
+    if parent == "order":
+        yield Problem(
+            where,
+            f"{rules.clip(error.instance)} is not a stage: a role, or a list of domain member roles "
+            "(file_server, mail_server, database_server, workstation) rolled out side by side",
+        )
+        return
     if last == "name" and isinstance(error.instance, str):
         yield Problem(
             where,

@@ -1,13 +1,11 @@
-"""The fast re-apply's probe (playbooks/roles/converged): run for real on this machine
-against files in a temporary directory, and its controller-side filter."""
+"""The fast re-apply's probe (module provision_converged, role converged): run for real on
+this machine against files in a temporary directory, and its controller-side filter."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +13,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLE = ROOT / "playbooks" / "roles" / "converged"
-PROBE = ROLE / "files" / "probe.py"
 
 
-def _filter() -> Any:
-    path = ROOT / "playbooks" / "filter_plugins" / "converged.py"
-    spec = importlib.util.spec_from_file_location("converged_filter", path)
+def _load(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
+def _filter() -> Any:
+    return _load(ROOT / "playbooks" / "filter_plugins" / "converged.py", "converged_filter")
+
+
+MODULE = _load(ROOT / "playbooks" / "library" / "provision_converged.py", "provision_converged")
+
+
 def probe(state: Path, roles: dict[str, Any], record: list[str] | None = None) -> dict[str, Any]:
-    request = {"state_file": str(state), "roles": roles, "record": record or []}
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE.read_text()], input=json.dumps(request), capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout)
+    """The module's answer; each role's "passwords" go in the module's own (no_log) argument."""
+    plain = {r: {k: v for k, v in spec.items() if k != "passwords"} for r, spec in roles.items()}
+    passwords = {r: spec["passwords"] for r, spec in roles.items() if spec.get("passwords")}
+    answer: dict[str, Any] = MODULE.probe(str(state), plain, passwords, record or [], write=True)
+    return answer
 
 
 @pytest.fixture
@@ -145,10 +148,11 @@ def test_inputs_digest_covers_vars_and_code_but_never_secrets(tmp_path: Path) ->
 
     def digest(variables: dict[str, Any]) -> str:
         mod._tree_digest.cache_clear()
-        return mod.converged_request(["app"], variables, str(roles_dir), ignore)["app"]["inputs"]
+        return mod.converged_request(["app"], variables, str(roles_dir), ignore)["roles"]["app"]["inputs"]
 
-    req = mod.converged_request(["app"], base, str(roles_dir), ignore)["app"]
-    assert req["watch"] == {"files": ["/etc/x"]} and req["passwords"] == {"alice": "S3cret-pw"}
+    req = mod.converged_request(["app"], base, str(roles_dir), ignore)
+    assert req["roles"]["app"] == {"inputs": req["roles"]["app"]["inputs"], "watch": {"files": ["/etc/x"]}}
+    assert req["passwords"] == {"app": {"alice": "S3cret-pw"}}
     first = digest(base)
     assert digest({**base, "other_x": 2}) == first  # another role's variable
     assert digest({**base, "provision_full": False}) == first  # a run-time switch
@@ -157,7 +161,7 @@ def test_inputs_digest_covers_vars_and_code_but_never_secrets(tmp_path: Path) ->
     assert digest({**base, "provision_users": ["alice", "bob"]}) != first
     main.write_text("---\n- name: new task\n")
     assert digest(base) != first
-    assert mod.converged_request(["app"], {}, str(roles_dir), ignore)["app"]["watch"] is None
+    assert mod.converged_request(["app"], {}, str(roles_dir), ignore)["roles"]["app"]["watch"] is None
 
 
 def test_secrets_under_innocent_names_are_scrubbed_by_value(tmp_path: Path) -> None:
@@ -170,7 +174,7 @@ def test_secrets_under_innocent_names_are_scrubbed_by_value(tmp_path: Path) -> N
     def request(pw: str) -> dict[str, Any]:
         variables = {"provision_user_passwords": {"alice": pw}, "app_argv": ["tool", f"--pw={pw}"],
                      "app_converged_watch": {"commands": [["tool", pw]]}}
-        return mod.converged_request(["app"], variables, str(roles_dir), ignore)["app"]
+        return mod.converged_request(["app"], variables, str(roles_dir), ignore)["roles"]["app"]
 
     one, two = request("Fir5t-secret"), request("Sec0nd-secret")
     assert one["inputs"] == two["inputs"]  # the value is gone, so a change of it is invisible here
@@ -204,3 +208,37 @@ def test_unverifiable_passwords_make_the_role_dirty(host: dict[str, Any]) -> Non
         pytest.skip("python3-samba is installed on this machine")
     answer = probe(host["state"], roles)
     assert answer["dirty"] == ["app"] and answer["reasons"]["app"] == "a Samba password differs"
+
+
+def test_the_module_through_ansible_masks_passwords_and_records_nothing_in_check_mode(tmp_path: Path) -> None:
+    """What a play gets: the answer with the reasons in the clear, the wanted passwords masked
+    (a no_log argument), and a check-mode record that writes nothing."""
+    from ansible_modules import run_module
+
+    state = tmp_path / "state" / "converged.json"
+    conf = tmp_path / "app.conf"
+    conf.write_text("x\n")
+    roles = {"app": {"inputs": "i1", "watch": {"files": [str(conf)]}}}
+    args = {"state_file": str(state), "roles": roles, "passwords": {"app": {"carol": "Wanted-Pw-9"}}}
+    first = run_module("provision_converged", args)
+    assert not first["_failed"] and first["changed"] is False
+    assert first["dirty"] == ["app"] and first["why"] == "app: never recorded"
+    assert "Wanted-Pw-9" not in json.dumps(first)
+    checked = run_module("provision_converged", {**args, "record": ["app"]}, check=True)
+    assert checked["recorded"] == ["app"] and not state.exists()
+    recorded = run_module("provision_converged", {**args, "record": ["app"], "passwords": {}})
+    assert recorded["recorded"] == ["app"] and state.exists()
+    again = run_module("provision_converged", {**args, "passwords": {}})
+    assert again["dirty"] == [] and again["why"] == "nothing to do: every role is converged"
+
+
+def test_a_full_run_makes_every_role_dirty_and_records_as_usual(host: dict[str, Any]) -> None:
+    """provision apply --full: the module answers every role dirty (the play's meta task reads
+    only that answer), and recording still works."""
+    probe(host["state"], host["roles"], record=["app"])
+    plain = {"app": host["roles"]["app"]}
+    answer = MODULE.probe(str(host["state"]), plain, {}, [], write=True, full=True)
+    assert answer["dirty"] == ["app"] and answer["reasons"] == {"app": "full run asked for"}
+    assert answer["why"] == "app: full run asked for"
+    again = MODULE.probe(str(host["state"]), plain, {}, ["app"], write=True, full=True)
+    assert again["recorded"] == ["app"] and again["dirty"] == []

@@ -97,16 +97,42 @@ def test_written_inventory_works_with_plain_ansible(tmp_path: Path) -> None:
     assert set(listed["domain"]["children"]) == {r.value for r in Role if r is not Role.PEER}
 
 
-def test_each_role_has_one_play_and_site_imports_them_in_the_default_order() -> None:
-    from provision.inventory import PLAYS
-    from provision.model import DEFAULT_ORDER
+def test_each_role_has_a_play_and_site_imports_them_in_the_default_order() -> None:
+    from provision.inventory import PLAYS, rollout_playbook
+    from provision.model import DEFAULT_ORDER, Rollout
 
     assert set(PLAYS) == set(Role)
     for role, name in PLAYS.items():
         plays = yaml.safe_load((ROOT / "playbooks" / name).read_text())
-        assert [p["hosts"] for p in plays] == [role.value], name
+        assert len(plays) == 1 and role.value in plays[0]["hosts"], name
+    # site.yml is the rollout of the default order, stage for stage.
     site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
-    assert [p["ansible.builtin.import_playbook"] for p in site] == [PLAYS[r] for r in DEFAULT_ORDER]
+    network = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+    assert network.rollout.order == DEFAULT_ORDER[:3] and Rollout().order == DEFAULT_ORDER
+    import dataclasses
+
+    every = dataclasses.replace(network, rollout=Rollout())
+    steps = rollout_playbook(every, ROOT / "playbooks")
+    assert [(p["ansible.builtin.import_playbook"], p.get("vars")) for p in site] == [
+        (Path(s["ansible.builtin.import_playbook"]).name, s.get("vars")) for s in steps
+    ]
+
+
+def _list_hosts(playbook: Path, inventory: Path) -> list[tuple[str, list[str]]]:
+    """(play name, hosts) of each play, as ansible-playbook --list-hosts resolves them."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "--list-hosts", "-i", str(inventory), str(playbook)],
+        capture_output=True, text=True, check=False, cwd=ROOT / "playbooks",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plays: list[tuple[str, list[str]]] = []
+    for line in proc.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("play #"):
+            plays.append((line.split(": ", 1)[1].split("\tTAGS")[0].strip(), []))
+        elif plays and line and not line.startswith(("pattern:", "hosts (")):
+            plays[-1][1].append(line)
+    return plays
 
 
 def test_apply_follows_the_spec_rollout_order(tmp_path: Path) -> None:
@@ -115,16 +141,19 @@ def test_apply_follows_the_spec_rollout_order(tmp_path: Path) -> None:
     from provision.inventory import PLAYS, rollout_playbook
 
     network = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
-    order = (Role.DOMAIN_CONTROLLER, Role.WORKSTATION, Role.FILE_SERVER)
+    order = ((Role.DOMAIN_CONTROLLER,), (Role.WORKSTATION, Role.FILE_SERVER), (Role.MAIL_SERVER,))
     custom = dataclasses.replace(network, rollout=dataclasses.replace(network.rollout, order=order))
     steps = rollout_playbook(custom, ROOT / "playbooks")
-    assert [Path(s["ansible.builtin.import_playbook"]).name for s in steps] == [PLAYS[r] for r in order]
-    assert all(Path(s["ansible.builtin.import_playbook"]).is_file() for s in steps)
-    # And ansible-playbook accepts the generated file as it is.
+    assert [Path(s["ansible.builtin.import_playbook"]).name for s in steps] == [PLAYS[s[0]] for s in order]
+    assert [s.get("vars", {}).get("provision_stage") for s in steps] == [None, "workstation:file_server", "mail_server"]
+    # ansible-playbook takes the generated file as it is, and each stage's play
+    # targets exactly the stage's hosts (one play for the side-by-side roles).
     pb = tmp_path / "rollout.yml"
     pb.write_text(yaml.safe_dump(steps, sort_keys=False))
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "--syntax-check", "-i", "localhost,", str(pb)],
-        capture_output=True, text=True, check=False, cwd=ROOT / "playbooks",
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    write_inventory(custom, tmp_path / "inventory")
+    plays = _list_hosts(pb, tmp_path / "inventory" / "hosts.yml")
+    assert [(name, sorted(hosts)) for name, hosts in plays] == [
+        ("Domain controllers", ["dc1", "dc2"]),
+        ("Workstations and file servers", ["fs1", "ws1", "ws2"]),
+        ("Mail servers", ["mx1"]),
+    ]

@@ -48,10 +48,13 @@ def test_rollout_batches_dcs_one_at_a_time() -> None:
     net = spec.load_network(ROOT / "inventories" / "branch-office.yml")
     batches = make_plan(net).batches
     assert [b.hosts for b in batches[:2]] == [("dc1",), ("dc2",)]
-    ws_batches = [b for b in batches if b.role is Role.WORKSTATION]
+    ws_batches = [b for b in batches if b.roles == (Role.WORKSTATION,)]
     assert len(ws_batches) == 4 and all(len(b.hosts) == 10 for b in ws_batches)
-    roles = [b.role for b in batches]
-    assert roles.index(Role.FILE_SERVER) < roles.index(Role.WORKSTATION)
+    # The servers' stage (side by side, one play) comes before the workstations.
+    stages = [b.roles for b in batches]
+    servers = (Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER)
+    assert stages.index(servers) < stages.index((Role.WORKSTATION,))
+    assert make_plan(net).to_dict()["rollout"]["steps"][2]["role"] == "file_server+mail_server+database_server"
 
 
 def test_model_is_frozen() -> None:
@@ -84,3 +87,16 @@ def test_operator_connection_overrides_the_spec() -> None:
     assert mine.ssh.known_hosts_file == "/ci/known_hosts"
     assert mine.ssh.identity_file == net.ssh.identity_file
     assert net.with_connection(identity_file="/ci/key").ssh.identity_file == "/ci/key"
+
+
+def test_rollout_stages_roll_roles_out_side_by_side() -> None:
+    """A list in rollout.order is one stage: one play, batches that mix its roles."""
+    net = spec.load_network(ROOT / "tests" / "data" / "valid" / "rollout-stages.yml")
+    assert net.rollout.order == ((Role.DOMAIN_CONTROLLER,), (Role.FILE_SERVER, Role.WORKSTATION), (Role.MAIL_SERVER,))
+    steps = make_plan(net).to_dict()["rollout"]["steps"]
+    assert [(s["role"], s["hosts"]) for s in steps] == [
+        ("domain_controller", "dc1"),
+        ("file_server+workstation", "fs1, ws01, ws02"),
+        ("file_server+workstation", "ws03, ws04"),
+        ("mail_server", "mx1"),
+    ]

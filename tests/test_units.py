@@ -101,6 +101,12 @@ def test_each_play_bar_counts_the_play_s_own_hosts() -> None:
     assert seen[-1].hosts_total == 3 and seen[-1].ok == 0
     events({"event": "playbook_on_play_start", "event_data": {"name": "Smoke", "play_pattern": "all"}})
     assert seen[-1].hosts_total == 5
+    # A stage's play names several role groups: its bar counts them all.
+    stage = {"name": "S", "play_pattern": "domain_controller:workstation"}
+    events({"event": "playbook_on_play_start", "event_data": stage})
+    assert seen[-1].hosts_total == 2 + 3 and seen[-1].ok == 0
+    events({"event": "playbook_on_play_start", "event_data": {"name": "?", "play_pattern": "workstation:nosuchgroup"}})
+    assert seen[-1].hosts_total == 5
 
 
 def test_steps_that_need_a_secret_are_unknown_in_a_dry_run_without_secrets() -> None:

@@ -1,9 +1,10 @@
 """Filters of the converged role: the controller's side of the fast re-apply.
 
-``converged_request`` turns the play's variables into the probe's request: per
-role, a digest of its inputs (the playbooks' files plus every non-secret
-``provision_*`` and ``<role>_*`` variable, rendered) and the list of live
-things to fingerprint (``<role>_converged_watch``).
+``converged_request`` turns the play's variables into the probe's arguments
+(module provision_converged): per role, a digest of its inputs (the playbooks'
+files plus every non-secret ``provision_*`` and ``<role>_*`` variable, rendered)
+and the list of live things to fingerprint (``<role>_converged_watch``); apart,
+the Samba passwords the roles want (a no_log argument of the module).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def converged_request(roles: list[str], variables: dict[str, Any], code_dir: str
         reverse=True,
     )
     out: dict[str, Any] = {}
+    passwords: dict[str, Any] = {}
     for role in roles:
         watch_name = f"{role}_converged_watch"
         mine = {
@@ -88,9 +90,11 @@ def converged_request(roles: list[str], variables: dict[str, Any], code_dir: str
         out[role] = {
             "inputs": hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest(),
             "watch": None if watch is None else _scrub({k: v for k, v in watch.items() if k != "passwords"}, secrets),
-            "passwords": (watch or {}).get("passwords") or {},
         }
-    return out
+        wanted = (watch or {}).get("passwords")
+        if wanted:
+            passwords[role] = wanted
+    return {"roles": out, "passwords": passwords}
 
 
 class FilterModule:

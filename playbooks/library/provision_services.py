@@ -144,7 +144,7 @@ def wait_ready(module: AnsibleModule, name: str, argv: list[str], timeout: int, 
         if time.monotonic() >= deadline:
             said = (err or out).strip()[-300:]
             module.fail_json(msg=f"{name} not ready within {timeout}s: {' '.join(argv)} said {said}", actions=actions)
-        time.sleep(2)
+        time.sleep(0.5)
 
 
 def main() -> None:

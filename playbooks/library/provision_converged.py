@@ -1,27 +1,119 @@
-"""Fingerprint the live state the roles of a play manage, in one round trip.
-
-Runs on the managed host (python3 -c, request as JSON on stdin, answer as JSON
-on stdout). For every role it hashes what that role's ``<role>_converged_watch``
-names (files, directories with their ACLs, systemd units, packages, accounts,
-command outputs) and compares the result, and the controller's digest of the
-role's inputs, with what was recorded after the role last converged. A role is
-clean only when both match; everything else (first run, changed inputs, a file
-edited or a service stopped by hand, an unreadable record) is dirty and runs in
-full. With "record", the named roles' fingerprints are stored instead.
-
-Standard library only: it runs before any package is installed.
-"""
+#!/usr/bin/python
+"""Ansible module: find the roles of a play already converged on a host, in one round trip."""
 
 from __future__ import annotations
 
-import grp
-import hashlib
-import json
-import os
-import pwd
-import subprocess
-import sys
-from typing import Any
+DOCUMENTATION = r"""
+---
+module: provision_converged
+short_description: Fingerprint what the roles of a play manage and tell which must run
+description:
+  - Fast re-apply. For every role in I(roles) it hashes what the role's watch list names (files,
+    directories with their ACLs, whole directory trees, systemd units, packages, accounts, command
+    outputs) and compares that, and the controller's digest of the role's inputs, with what was
+    recorded on the host after the role last converged.
+  - A role is clean only when both match and its wanted Samba passwords (I(passwords)) are the
+    stored ones. Everything else (never recorded, changed inputs, a file edited or a service stopped
+    by hand, an unreadable record, a role without a watch list) is dirty. A role already known to be
+    dirty is not fingerprinted, so a first apply pays for no command of a watch list.
+  - With I(record), the named roles' fingerprints are stored instead (after they converged).
+  - Reports C(changed=false) always; the state file is provision's own bookkeeping, not managed
+    configuration. Check mode answers the same and records nothing.
+  - Standard library only on the host, beyond Ansible's own module code; Samba's Python bindings
+    where I(passwords) are given (present once Samba is).
+version_added: "0.1.0"
+author: provision maintainers
+options:
+  state_file:
+    description: Where the host keeps the fingerprints of its converged roles (written mode 0600).
+    type: path
+    required: true
+  roles:
+    description:
+      - Each role of the play, by name, with C(inputs) (the controller's digest of its variables and
+        code) and C(watch) (a dict of lists - files, dirs, trees, units, packages, users, groups,
+        commands - or null when the role has none and so always runs).
+    type: dict
+    required: true
+  passwords:
+    description: By role, the Samba passwords it wants (user to password), checked by NT hash.
+    type: dict
+    default: {}
+  record:
+    description: Store these roles' fingerprints (they just converged) instead of comparing.
+    type: list
+    elements: str
+    default: []
+  full:
+    description:
+      - Every role runs, whatever its fingerprints say (C(provision apply --full)); the answer
+        still carries the trees and facts.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Fingerprint what the roles of this play manage
+  provision_converged:
+    state_file: /var/lib/provision/converged.json
+    roles:
+      base: {inputs: 5d41402abc4b2a76b9719d911017c592, watch: {files: [/etc/hosts], units: [chrony.service]}}
+  register: converged_probe
+
+- name: Record the roles that converged
+  provision_converged:
+    state_file: /var/lib/provision/converged.json
+    roles: "{{ converged_probe.request }}"
+    record: [base]
+"""
+
+RETURN = r"""
+dirty:
+  description: The roles that must run, in name order (all of them with I(full)).
+  returned: success
+  type: list
+  elements: str
+reasons:
+  description: Why each dirty role runs (never recorded, inputs changed, live state changed, no watch list...).
+  returned: success
+  type: dict
+why:
+  description: The reasons as one line, or that every role is converged.
+  returned: success
+  type: str
+trees:
+  description: Digest of each watched directory tree, by path (compared across hosts).
+  returned: success
+  type: dict
+cap_sys_time:
+  description: Whether the service manager may set the clock (chronyd needs it).
+  returned: success
+  type: bool
+facts:
+  description: The few host facts the roles use - python (this interpreter) and ssh_connection.
+  returned: success
+  type: dict
+request:
+  description: I(roles) back, for the record step.
+  returned: success
+  type: dict
+recorded:
+  description: The roles whose fingerprints were stored.
+  returned: success
+  type: list
+  elements: str
+"""
+
+import grp  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import pwd  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 ENV = dict(os.environ, LC_ALL="C", SYSTEMD_PAGER="", SYSTEMD_COLORS="0")
 
@@ -111,7 +203,11 @@ def units_state(names: list[str]) -> dict[str, Any]:
     props = "Id,LoadState,ActiveState,UnitFileState"
     res = subprocess.run(
         ["systemctl", "show", "--property=" + props, "--", *names],
-        capture_output=True, text=True, env=ENV, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+        check=False,
     )
     return {"rc": res.returncode, "show": res.stdout.strip().split("\n\n")}
 
@@ -121,7 +217,11 @@ def packages_state(names: list[str]) -> dict[str, Any]:
         return {}
     res = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev} ${Version}\n", "--", *names],
-        capture_output=True, text=True, env=ENV, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+        check=False,
     )
     return {"rc": res.returncode, "out": sorted(res.stdout.splitlines())}
 
@@ -203,30 +303,43 @@ def load(path: str) -> dict[str, Any]:
         return {}
 
 
-def main() -> None:
-    request = json.load(sys.stdin)
-    path = request["state_file"]
-    stored = load(path)
-    # Tree digests are also answered on their own: roles compare them across hosts.
+def probe(
+    state_file: str,
+    roles: dict[str, Any],
+    passwords: dict[str, Any],
+    record: list[str],
+    write: bool,
+    full: bool = False,
+) -> dict[str, Any]:
+    """The answer for every role of ``roles``; with ``record``, stores those roles (when ``write``).
+
+    The play decides from ``dirty`` alone (a meta task's condition is evaluated for every host
+    in the controller's main process, so it must read a plain answer, not derive one).
+    """
+    stored = load(state_file)
     answer: dict[str, Any] = {
-        "dirty": [], "reasons": {}, "recorded": [], "trees": {}, "cap_sys_time": cap_sys_time(),
+        "dirty": [],
+        "reasons": {},
+        "recorded": [],
+        "trees": {},
+        "cap_sys_time": cap_sys_time(),
         "facts": {"python": sys.executable, "ssh_connection": os.environ.get("SSH_CONNECTION", "")},
-        # The request back without the passwords: what the record step sends.
-        "request": {
-            role: {k: v for k, v in spec.items() if k != "passwords"} for role, spec in request["roles"].items()
-        },
+        "request": roles,
     }
-    record = request.get("record") or []
-    for role, spec in sorted(request["roles"].items()):
-        if spec.get("watch") is None:
+    for role, spec in sorted(roles.items()):
+        if not isinstance(spec, dict) or spec.get("watch") is None:
             answer["dirty"].append(role)
             answer["reasons"][role] = "no watch list"
             continue
         # Trees are answered for every role, dirty or not: roles compare them across hosts.
         for tree in spec["watch"].get("trees", []):
             answer["trees"].setdefault(tree, tree_state(tree).get("sha256"))
+        if full and role not in record:
+            answer["dirty"].append(role)
+            answer["reasons"][role] = "full run asked for"
+            continue
         if role in record:
-            stored[role] = {"inputs": spec["inputs"], "live": fingerprint(spec["watch"], answer["trees"])}
+            stored[role] = {"inputs": spec.get("inputs"), "live": fingerprint(spec["watch"], answer["trees"])}
             answer["recorded"].append(role)
             continue
         old = stored.get(role)
@@ -234,25 +347,47 @@ def main() -> None:
         # for no command of a watch list.
         if not isinstance(old, dict):
             reason = "never recorded"
-        elif old.get("inputs") != spec["inputs"]:
+        elif old.get("inputs") != spec.get("inputs"):
             reason = "inputs changed"
         elif old.get("live") != fingerprint(spec["watch"], answer["trees"]):
             reason = "live state changed"
-        elif not samba_passwords(spec.get("passwords") or {}):
+        elif not samba_passwords(passwords.get(role) or {}):
             reason = "a Samba password differs"
         else:
             continue
         answer["dirty"].append(role)
         answer["reasons"][role] = reason
-    if record:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        tmp = path + ".tmp"
+    answer["why"] = "; ".join(f"{r}: {why}" for r, why in sorted(answer["reasons"].items())) or (
+        "nothing to do: every role is converged"
+    )
+    if answer["recorded"] and write:
+        os.makedirs(os.path.dirname(state_file), mode=0o700, exist_ok=True)
+        tmp = state_file + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(stored, fh, indent=2, sort_keys=True)
             fh.write("\n")
-        os.replace(tmp, path)
-    json.dump(answer, sys.stdout)
+        os.replace(tmp, state_file)
+    return answer
 
 
-main()
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "state_file": {"type": "path", "required": True},
+            "roles": {"type": "dict", "required": True},
+            "passwords": {"type": "dict", "default": {}, "no_log": True},
+            "record": {"type": "list", "elements": "str", "default": []},
+            "full": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    answer = probe(
+        p["state_file"], p["roles"], p["passwords"], p["record"], write=not module.check_mode, full=p["full"]
+    )
+    module.exit_json(changed=False, **answer)
+
+
+if __name__ == "__main__":
+    main()
