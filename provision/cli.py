@@ -198,7 +198,7 @@ def plan(spec_path: Path, fmt: str) -> None:
     r = p["rollout"]
     click.echo(f"Rollout: batch {r['batch']}, stop past {r['max_fail_percent']}% failed, {len(r['steps'])} step(s):")
     for i, step in enumerate(r["steps"], 1):
-        click.echo(f"  {i:>3}. {step['role']:<18} {step['hosts']}")
+        click.echo(f"  {i:>3}. {step['role']:<18}  {step['hosts']}")
     _echo_advice([Problem(a["path"], a["message"], severity=a["severity"]) for a in p["advice"]])
 
 

@@ -97,8 +97,9 @@ def rollout_batches(network: Network) -> list[Batch]:
         hosts = [h.name for role in stage for h in by_role.get(role, [])]
         if not hosts:
             continue
+        present = tuple(r for r in stage if by_role.get(r))  # the label names only roles with hosts
         size = 1 if stage == (Role.DOMAIN_CONTROLLER,) else batch_size(network.rollout.batch, len(hosts))
-        out.extend(Batch(stage, tuple(hosts[i : i + size])) for i in range(0, len(hosts), size))
+        out.extend(Batch(present, tuple(hosts[i : i + size])) for i in range(0, len(hosts), size))
     return out
 
 

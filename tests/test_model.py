@@ -100,3 +100,14 @@ def test_rollout_stages_roll_roles_out_side_by_side() -> None:
         ("file_server+workstation", "ws03, ws04"),
         ("mail_server", "mx1"),
     ]
+
+
+def test_a_stage_is_labelled_by_the_roles_it_has_hosts_for() -> None:
+    net = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+    steps = make_plan(net).to_dict()["rollout"]["steps"]
+    assert [(s["role"], s["hosts"]) for s in steps] == [
+        ("domain_controller", "dc1"),
+        ("domain_controller", "dc2"),
+        ("file_server+mail_server", "fs1, mx1"),
+        ("workstation", "ws1, ws2"),
+    ]
