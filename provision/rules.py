@@ -618,6 +618,12 @@ def _check_domain(data: Mapping[str, Any], hosts: list[Any], found: Found) -> No
         )
 
 
+def _stages(order: Any) -> list[list[str]]:
+    """rollout.order as lists of role names: a stage is a role, or a list of roles rolled
+    out side by side (one play); anything else in it is left to the schema's errors."""
+    return [[o] if isinstance(o, str) else [r for r in _list(o) if isinstance(r, str)] for o in _list(order)]
+
+
 def _check_policies(data: Mapping[str, Any], mode: Any, bad: set[str], found: Found) -> None:
     policies = _dict(data.get("policies"))
     password = _dict(policies.get("password"))
@@ -636,11 +642,7 @@ def _check_policies(data: Mapping[str, Any], mode: Any, bad: set[str], found: Fo
         found.error("policies.smb.signing", "a domain always requires SMB signing ('mandatory')")
     if mode == "domain" and smb.get("netbios") is True:
         found.warn("policies.smb.netbios", "NetBIOS is not needed in an AD domain; DNS is used")
-    # A stage is a role or a list of roles rolled out side by side (one play).
-    stages = [
-        [o] if isinstance(o, str) else [r for r in _list(o) if isinstance(r, str)]
-        for o in _list(_dict(data.get("rollout")).get("order"))
-    ]
+    stages = _stages(_dict(data.get("rollout")).get("order"))
     order = [r for stage in stages for r in stage]
     if "domain_controller" in order and stages[0] != ["domain_controller"]:
         found.error("rollout.order", "domain controllers must be configured first, in a stage of their own")
@@ -1206,8 +1208,7 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
         unattended_upgrades=pol.get("unattended_upgrades", False),
     )
     ro = data.get("rollout", {})
-    # Each stage of the order is a role, or a list of roles that roll out side by side.
-    order = tuple(tuple(Role(r) for r in ([s] if isinstance(s, str) else s)) for s in ro.get("order", ())) or tuple(
+    order = tuple(tuple(Role(r) for r in stage) for stage in _stages(ro.get("order"))) or tuple(
         stage
         for stage in (tuple(r for r in s if (r in DOMAIN_ROLES) == (mode is Mode.DOMAIN)) for s in DEFAULT_ORDER)
         if stage

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from provision import spec
-from provision.model import Mode, Role
+from provision.model import Mode, Network, Role
 from provision.plan import make_plan
 from provision.rules import expand_range
 
@@ -89,12 +89,16 @@ def test_operator_connection_overrides_the_spec() -> None:
     assert net.with_connection(identity_file="/ci/key").ssh.identity_file == "/ci/key"
 
 
+def _plan_steps(net: Network) -> list[tuple[str, str]]:
+    """(role label, hosts) of each rollout step, as plan prints them."""
+    return [(s["role"], s["hosts"]) for s in make_plan(net).to_dict()["rollout"]["steps"]]
+
+
 def test_rollout_stages_roll_roles_out_side_by_side() -> None:
     """A list in rollout.order is one stage: one play, batches that mix its roles."""
     net = spec.load_network(ROOT / "tests" / "data" / "valid" / "rollout-stages.yml")
     assert net.rollout.order == ((Role.DOMAIN_CONTROLLER,), (Role.FILE_SERVER, Role.WORKSTATION), (Role.MAIL_SERVER,))
-    steps = make_plan(net).to_dict()["rollout"]["steps"]
-    assert [(s["role"], s["hosts"]) for s in steps] == [
+    assert _plan_steps(net) == [
         ("domain_controller", "dc1"),
         ("file_server+workstation", "fs1, ws01, ws02"),
         ("file_server+workstation", "ws03, ws04"),
@@ -104,8 +108,7 @@ def test_rollout_stages_roll_roles_out_side_by_side() -> None:
 
 def test_a_stage_is_labelled_by_the_roles_it_has_hosts_for() -> None:
     net = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
-    steps = make_plan(net).to_dict()["rollout"]["steps"]
-    assert [(s["role"], s["hosts"]) for s in steps] == [
+    assert _plan_steps(net) == [
         ("domain_controller", "dc1"),
         ("domain_controller", "dc2"),
         ("file_server+mail_server", "fs1, mx1"),
