@@ -18,7 +18,7 @@ from provision import errors, spec
 from provision.advise import advise
 from provision.errors import Problem, ProvisionError, SpecError, StrictWarnings
 from provision.model import Network
-from provision.plan import make_plan
+from provision.plan import make_plan, summarize_names
 from provision.resources import schemas_dir, starters_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -195,6 +195,14 @@ def plan(spec_path: Path, fmt: str) -> None:
         click.echo(f"  \\\\{s['host']}\\{s['share']:<14} {s['path']:<20} {mode}  {access}")
     for pr in p["printers"]:
         click.echo(f"  printer {pr['printer']} on {pr['host']}")
+    if p["mail"]:
+        m = p["mail"]
+        click.echo(f"Mail for {m['domain']} on {', '.join(m['servers'])} (MX {m['mx']}):")
+        click.echo(f"  mailboxes ({len(m['mailboxes'])}): {summarize_names(m['mailboxes'])}")
+        for address, members in m["lists"].items():
+            click.echo(f"  list {address}: {', '.join(members) or 'no member in the spec'}")
+        for server, account in m["lookups"].items():
+            click.echo(f"  {server} looks users up as {account} (its own account, not the Administrator)")
     r = p["rollout"]
     click.echo(f"Rollout: batch {r['batch']}, stop past {r['max_fail_percent']}% failed, {len(r['steps'])} step(s):")
     for i, step in enumerate(r["steps"], 1):
@@ -278,8 +286,17 @@ def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> N
     if out_dir is None:
         click.echo(inventory.dump_unsafe(inventory.build_inventory(network, hosts)), nl=False)
         return
-    for path in inventory.write_inventory(network, out_dir, hosts):
+    from provision import certificates, runner
+
+    folder = runner.tls_dir(network)
+    tls = certificates.material(network, hosts, folder, keys=False)
+    for path in inventory.write_inventory(network, out_dir, hosts, tls):
         click.echo(f"wrote {path}")
+    if tls.chains:
+        click.echo(
+            f"the services' private keys are in {folder}/hosts/ (network CA) or the spec's key files: "
+            "pass them in secrets.yml as provision_tls_secret_keys: {host: PEM}"
+        )
     click.echo(
         f"run: ANSIBLE_CONFIG={out_dir}/ansible.cfg ansible-playbook -i {out_dir} playbooks/site.yml -e @secrets.yml"
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from provision.model import Host, Mode, Network, Role, Share
+from provision.model import Group, Host, Mode, Network, Role, Share, TlsMaterial
 
 # Ansible treats inventory and extra-vars strings as templates: a spec value such as
 # "{{ lookup('pipe', 'id') }}" would run on the controller. Everything the tool hands
@@ -86,7 +86,16 @@ def host_vars(host: Host) -> dict[str, Any]:
         out["provision_homes"] = True
     if host.role is Role.WORKSTATION and host.client != "sssd":
         out["provision_client"] = host.client
+    if host.mail is not None:
+        out["provision_mail"] = {
+            "imap_starttls": host.mail.imap_starttls,
+            "max_message_mb": host.mail.max_message_mb,
+        }
     return out
+
+
+def _list_address(network: Network, group: Group) -> str:
+    return f"{group.name}@{network.domain.mail_domain}" if group.mail and network.domain is not None else ""
 
 
 def connection_vars(network: Network) -> dict[str, Any]:
@@ -141,7 +150,10 @@ def global_vars(network: Network) -> dict[str, Any]:
             {"name": u.name, "full_name": u.full_name, "groups": list(u.groups), "shell": u.shell}
             for u in network.users
         ],
-        "provision_groups": [{"name": g.name, "description": g.description} for g in network.groups],
+        # A distribution list carries its address (the directory's mail attribute); others "".
+        "provision_groups": [
+            {"name": g.name, "description": g.description, "mail": _list_address(network, g)} for g in network.groups
+        ],
         "provision_static_hosts": static_hosts(network),
         "provision_rollout_batch": network.rollout.batch,
         "provision_rollout_max_fail_percent": network.rollout.max_fail_percent,
@@ -153,6 +165,12 @@ def global_vars(network: Network) -> dict[str, Any]:
             "provision_domain_netbios": d.netbios,
             "provision_domain_dns_domain": d.dns_domain,
             "provision_domain_dcs": [{"name": n, "address": network.host(n).address} for n in d.dcs],
+            "provision_mail_domain": d.mail_domain,
+            "provision_mail_in_zone": d.mail_in_zone,
+            # Every mail server of the spec (not only the run's targets): the MX records.
+            "provision_mail_servers": [
+                {"name": h.name, "address": h.address} for h in network.hosts if h.role is Role.MAIL_SERVER
+            ],
         }
     out |= connection_vars(network)
     return out
@@ -170,22 +188,30 @@ def select_hosts(network: Network, limit: Collection[str] | None) -> list[Host]:
     return chosen
 
 
-def build_inventory(network: Network, hosts: Iterable[Host] | None = None) -> dict[str, Any]:
+def build_inventory(
+    network: Network, hosts: Iterable[Host] | None = None, tls: TlsMaterial | None = None
+) -> dict[str, Any]:
     """The inventory as a dict, ready for ansible-runner or YAML.
 
     Groups: one per role, under one per mode. ``hosts`` limits the inventory to
-    the targets so a --limit run never pays for the whole fleet.
+    the targets so a --limit run never pays for the whole fleet. ``tls`` adds the
+    public half of the run's certificates (the keys go in the secrets file).
     """
     by_role: dict[Role, dict[str, Any]] = {}
     for h in network.hosts if hosts is None else hosts:
-        by_role.setdefault(h.role, {})[h.name] = host_vars(h)
+        hv = by_role.setdefault(h.role, {})[h.name] = host_vars(h)
+        if tls is not None and h.name in tls.chains:
+            hv["provision_tls_certificate"] = tls.chains[h.name]
     roles = {
         role.value: {"hosts": members, "vars": {"provision_role": role.value}}
         for role, members in sorted(by_role.items(), key=lambda kv: list(Role).index(kv[0]))
     }
+    variables = global_vars(network)
+    if tls is not None:
+        variables["provision_tls_ca_certificates"] = list(tls.ca_certificates)
     return {
         "all": {
-            "vars": global_vars(network),
+            "vars": variables,
             "children": {MODE_GROUPS[network.mode]: {"children": roles}},
         }
     }
@@ -277,9 +303,11 @@ def write_unsafe(path: Path, data: Any, mode: int = 0o644) -> Path:
     return path
 
 
-def write_inventory(network: Network, out_dir: Path, hosts: Iterable[Host] | None = None) -> list[Path]:
+def write_inventory(
+    network: Network, out_dir: Path, hosts: Iterable[Host] | None = None, tls: TlsMaterial | None = None
+) -> list[Path]:
     """Write a standard inventory directory usable by plain ansible-playbook."""
-    inv = build_inventory(network, hosts)
+    inv = build_inventory(network, hosts, tls)
     all_vars = inv["all"].pop("vars")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "group_vars").mkdir(exist_ok=True)

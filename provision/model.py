@@ -80,6 +80,36 @@ class Printer:
 
 
 @dataclass(frozen=True, slots=True)
+class MailService:
+    """How a mail server serves mail (hosts[].mail)."""
+
+    imap_starttls: bool = False  # also IMAP on 143 with STARTTLS; 993 is always on
+    max_message_mb: int = 25
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A certificate chain and its key given by the spec (paths on the controller, resolved)."""
+
+    certificate: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class TlsMaterial:
+    """The certificates of a run, read or issued on the controller just before it (not spec data)."""
+
+    ca_certificates: tuple[str, ...] = ()  # PEM; trusted by every domain host: the network CA, the spec's
+    chains: dict[str, str] = field(default_factory=dict)  # host -> its certificate chain (PEM)
+    keys: dict[str, str] = field(default_factory=dict)  # host -> private key (PEM): a secret
+
+
+# Roles whose services present a certificate (LDAPS, SMTP/IMAP): they get one from the
+# spec (hosts[].tls) or from the network's own CA.
+TLS_ROLES = frozenset({Role.DOMAIN_CONTROLLER, Role.MAIL_SERVER})
+
+
+@dataclass(frozen=True, slots=True)
 class Host:
     name: str
     address: str  # dotted-quad IPv4, validated
@@ -90,6 +120,8 @@ class Host:
     homes: bool = False
     client: str = "sssd"  # domain members: "sssd" or "winbind"
     range_name: str | None = None  # the spec entry ``ws[001:250]`` this host came from
+    mail: MailService | None = None  # mail servers only
+    tls: TlsFiles | None = None  # the spec's certificate; None: the network CA issues one
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +137,7 @@ class User:
 class Group:
     name: str
     description: str = ""
+    mail: bool = False  # a distribution list: <name>@<mail domain> reaches every member
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +147,12 @@ class Domain:
     admin_password: SecretRef
     dcs: tuple[str, ...] = ()  # host names; the first is the one that provisions
     dns_domain: str = ""  # the AD DNS zone, lower-case realm unless given
+    mail_domain: str = ""  # addresses are user@mail_domain; dns_domain unless given
+
+    @property
+    def mail_in_zone(self) -> bool:
+        """Whether the mail domain's MX record lives in the domain's own DNS (so provision adds it)."""
+        return self.mail_domain == self.dns_domain or self.mail_domain.endswith("." + self.dns_domain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +224,7 @@ class Network:
     ssh: Ssh = field(default_factory=Ssh)
     source: str = ""  # the file it came from
     base_dir: str = ""  # relative secret and key files are resolved against this
+    tls_ca_files: tuple[str, ...] = ()  # CA certificates of the spec's own certificates (resolved paths)
 
     def with_connection(self, known_hosts_file: str | None = None, identity_file: str | None = None) -> Network:
         """The same network reached with the operator's key and known_hosts instead of the spec's.
@@ -198,6 +238,10 @@ class Network:
             identity_file=identity_file or self.ssh.identity_file,
         )
         return replace(self, ssh=ssh)
+
+    def mail_bind_account(self, host: Host) -> str:
+        """The directory account a mail server's lookups bind with (least privilege, one per server)."""
+        return f"mail-{host.name}"
 
     def hosts_by_role(self) -> dict[Role, list[Host]]:
         out: dict[Role, list[Host]] = {}

@@ -63,6 +63,7 @@ class Plan:
                 for s in h.shares
             ],
             "printers": [{"host": h.name, "printer": p.name} for h in n.hosts for p in h.printers],
+            "mail": _mail(n),
             "rollout": {
                 "batch": n.rollout.batch,
                 "max_fail_percent": n.rollout.max_fail_percent,
@@ -73,6 +74,26 @@ class Plan:
             },
             "advice": [{"severity": a.severity, "path": a.path, "message": a.message} for a in self.advice],
         }
+
+
+def _mail(n: Network) -> dict[str, Any] | None:
+    """Who gets mail where: the mail domain, its servers, mailboxes and lists, and who keeps the MX."""
+    servers = [h for h in n.hosts if h.role is Role.MAIL_SERVER]
+    if n.domain is None or not servers:
+        return None
+    d = n.domain
+    return {
+        "domain": d.mail_domain,
+        "servers": [f"{h.name}.{d.dns_domain}" for h in servers],
+        "mailboxes": [f"{u.name}@{d.mail_domain}" for u in n.users],
+        "lists": {
+            f"{g.name}@{d.mail_domain}": [u.name for u in n.users if g.name in u.groups] for g in n.groups if g.mail
+        },
+        "mx": "added to the domain's DNS"
+        if d.mail_in_zone
+        else f"outside the domain's zone: publish it in {d.mail_domain}",
+        "lookups": {h.name: n.mail_bind_account(h) for h in servers},
+    }
 
 
 def _share_hosts(n: Network) -> list[Host]:

@@ -28,6 +28,7 @@ from provision.model import (
     FirewallPolicy,
     Group,
     Host,
+    MailService,
     Mode,
     Network,
     PasswordPolicy,
@@ -39,6 +40,7 @@ from provision.model import (
     Share,
     SmbPolicy,
     Ssh,
+    TlsFiles,
     User,
 )
 
@@ -268,6 +270,7 @@ def cross_check(data: Mapping[str, Any], bad: set[str], base_dir: Path | None = 
     users, groups = _check_directory(data, mode, bad, found)
     _check_shares(data, hosts, users, groups, mode, bad, found)
     _check_users(data, bad, found)
+    _check_mail(data, hosts, users, groups, mode, found)
     check_local_files(data, base_dir, found)
     if mode == "domain":
         _check_domain(data, hosts, found)
@@ -580,6 +583,50 @@ def _check_users(data: Mapping[str, Any], bad: set[str], found: Found) -> None:
                 why = f"{clip(shell)} contains ':' or ',', which separate the fields of /etc/passwd"
             if why is not None:
                 found.error(f"users[{j}].shell", why)
+
+
+def _check_mail(
+    data: Mapping[str, Any], hosts: list[Any], users: set[str], groups: set[str], mode: Any, found: Found
+) -> None:
+    """Mail settings sit on the hosts and groups they concern, and the accounts provision makes are free."""
+    mail_hosts = [h for h in found.hosts if _dict(hosts[h.index]).get("role") == "mail_server"]
+    for i, raw in enumerate(hosts):
+        h = _dict(raw)
+        role = h.get("role")
+        if "mail" in h and role != "mail_server":
+            found.error(f"hosts[{i}].mail", f"only a host with role mail_server serves mail (this one is {role})")
+        if "tls" in h and role not in ("domain_controller", "mail_server"):
+            found.error(
+                f"hosts[{i}].tls",
+                f"only domain controllers (LDAPS) and mail servers present a certificate (this one is {role})",
+            )
+    for j, g in enumerate(_list(data.get("groups"))):
+        if _dict(g).get("mail") is True:
+            if mode != "domain":
+                found.error(f"groups[{j}].mail", "distribution lists need a domain with a mail server")
+            elif not mail_hosts:
+                found.warn(f"groups[{j}].mail", "no host has role mail_server: nobody receives this list's mail")
+    # Each mail server binds to the directory with an account of its own, mail-<host>.
+    taken = {f"mail-{h.name}": h for h in mail_hosts}
+    for kind, names in (("users", users), ("groups", groups)):
+        for j, entry in enumerate(_list(data.get(kind))):
+            name = _dict(entry).get("name")
+            if isinstance(name, str) and name in taken and name in names:
+                found.error(
+                    f"{kind}[{j}].name",
+                    f"'{name}' is the directory account provision makes for mail server {taken[name].name}'s lookups; "
+                    "choose another name",
+                )
+    domain = _dict(data.get("domain"))
+    mail_domain, realm = domain.get("mail_domain"), domain.get("realm")
+    if isinstance(mail_domain, str) and isinstance(realm, str):
+        zone = realm.lower()
+        if mail_domain != zone and not mail_domain.endswith("." + zone):
+            found.warn(
+                "domain.mail_domain",
+                f"{mail_domain} lies outside the domain's DNS zone {zone}: provision cannot add its MX record; "
+                "publish it in the DNS of " + mail_domain,
+            )
 
 
 def _check_domain(data: Mapping[str, Any], hosts: list[Any], found: Found) -> None:
@@ -1055,6 +1102,40 @@ def _secret_refs(data: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, An
         yield "domain.admin_password", ref
 
 
+# A PEM file holds a certificate chain or one key: anything bigger is not one.
+PEM_FILE_MAX = 65536
+
+
+def _pem_refs(data: Mapping[str, Any]) -> Iterator[tuple[str, Any, bool]]:
+    """(path, file, is a private key) of every PEM file the spec names."""
+    for i, h in enumerate(_list(data.get("hosts"))):
+        tls = _dict(_dict(h).get("tls"))
+        for part in ("certificate", "key"):
+            if part in tls:
+                yield f"hosts[{i}].tls.{part}.file", _dict(tls[part]).get("file"), part == "key"
+    for k, ref in enumerate(_list(_dict(data.get("tls")).get("ca_certificates"))):
+        yield f"tls.ca_certificates[{k}].file", _dict(ref).get("file"), False
+
+
+def _pem_file_problem(path: Path, is_key: bool) -> str | None:
+    """Why ``path`` cannot be a PEM file the controller reads (stat only, never opened)."""
+    if _under_system_tree(path):
+        return f"{clip(str(path))} lies under /proc, /sys or /dev; name a regular file"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None  # read (and reported) at run time: the file may be made by the pipeline
+    except OSError as exc:
+        return f"cannot check {clip(str(path))}: {exc.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{clip(str(path))} is not a regular file"
+    if st.st_size > PEM_FILE_MAX:
+        return f"{clip(str(path))} is {st.st_size} bytes; a PEM file here holds at most {PEM_FILE_MAX} bytes"
+    if is_key and st.st_mode & 0o077:
+        return f"{clip(str(path))} is readable by others (mode {st.st_mode & 0o777:04o}); a private key must be 0600"
+    return None
+
+
 _SYSTEM_TREES = ("/proc", "/sys", "/dev")
 
 
@@ -1093,6 +1174,18 @@ def check_local_files(data: Mapping[str, Any], base_dir: Path | None, found: Fou
         if problem is not None:
             severity, message = problem
             (found.error if severity == "error" else found.warn)(f"{path}.file", message)
+    for path, file, is_key in _pem_refs(data):
+        if not isinstance(file, str) or not file or _HOSTILE.search(file):
+            continue
+        if not base and not file.startswith(("/", "~")):
+            continue
+        try:
+            target = Path(file).expanduser()
+            why = _pem_file_problem(target if target.is_absolute() else Path(base) / target, is_key)
+        except (OSError, RuntimeError, ValueError) as exc:
+            why = f"cannot check {clip(file)}: {exc}"
+        if why is not None:
+            found.error(path, why)
     ssh = _dict(data.get("ssh"))
     for key in ("identity_file", "known_hosts_file"):
         value = ssh.get(key)
@@ -1169,7 +1262,9 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
             extra.setdefault(by_name[n], []).append(share)
 
     # Entries are shared by every host of a range: build their parts once per entry.
-    parts: dict[int, tuple[Role, str, tuple[Share, ...], tuple[Printer, ...], bool, str]] = {}
+    parts: dict[
+        int, tuple[Role, str, tuple[Share, ...], tuple[Printer, ...], bool, str, MailService | None, TlsFiles | None]
+    ] = {}
     hosts = []
     for e in found.hosts:
         p = parts.get(e.index)
@@ -1184,17 +1279,20 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
                 printers,
                 raw.get("homes", False),
                 raw.get("client", "sssd"),
+                MailService(**raw.get("mail", {})) if raw["role"] == Role.MAIL_SERVER else None,
+                _tls_files(raw.get("tls"), base_dir),
             )
-        role, os_, shares, printers, homes, client = p
+        role, os_, shares, printers, homes, client, mail, tls = p
         if role is Role.FILE_SERVER:
             client = "winbind"
-        hosts.append(Host(e.name, e.address, role, os_, shares, printers, homes, client, e.range_name))
+        hosts.append(Host(e.name, e.address, role, os_, shares, printers, homes, client, e.range_name, mail, tls))
 
     domain = None
     if mode is Mode.DOMAIN:
         d = data["domain"]
         dcs = tuple(d.get("dcs") or [h.name for h in hosts if h.role is Role.DOMAIN_CONTROLLER])
-        domain = Domain(d["realm"], d["netbios"], _secret(d["admin_password"]), dcs, d["realm"].lower())
+        zone = d["realm"].lower()
+        domain = Domain(d["realm"], d["netbios"], _secret(d["admin_password"]), dcs, zone, d.get("mail_domain") or zone)
 
     pol = data.get("policies", {})
     fw = pol.get("firewall", {})
@@ -1233,7 +1331,7 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
         )
         for u in data.get("users", ())
     )
-    groups = tuple(Group(g["name"], g.get("description", "")) for g in data.get("groups", ()))
+    groups = tuple(Group(g["name"], g.get("description", ""), g.get("mail", False)) for g in data.get("groups", ()))
     return Network(
         name=net["name"],
         mode=mode,
@@ -1250,7 +1348,19 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
         ssh=ssh,
         source=source,
         base_dir=str(base_dir) if base_dir else "",
+        tls_ca_files=tuple(
+            _resolve_path(ref["file"], base_dir) or ref["file"]
+            for ref in data.get("tls", {}).get("ca_certificates", ())
+        ),
     )
+
+
+def _tls_files(raw: Mapping[str, Any] | None, base_dir: Path | None) -> TlsFiles | None:
+    if not raw:
+        return None
+    cert = raw["certificate"]["file"]
+    key = raw["key"]["file"]
+    return TlsFiles(_resolve_path(cert, base_dir) or cert, _resolve_path(key, base_dir) or key)
 
 
 def _resolve_path(value: str | None, base_dir: Path | None) -> str | None:

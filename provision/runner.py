@@ -27,7 +27,7 @@ from typing import Any
 import ansible_runner
 import yaml
 
-from provision import secrets
+from provision import certificates, secrets
 from provision.errors import ApplyError, Interrupted, ProvisionError
 from provision.inventory import (
     ansible_settings,
@@ -152,6 +152,11 @@ def state_dir(network: Network) -> Path:
     """Where the last run of a network is remembered (for --retry-failed)."""
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     return base / "provision" / network.name
+
+
+def tls_dir(network: Network) -> Path:
+    """Where the network's own CA and the certificates it issued are kept (0700)."""
+    return state_dir(network) / "tls"
 
 
 def fact_cache_dir(network: Network) -> Path:
@@ -329,7 +334,13 @@ def run(
         targets = select_hosts(network, options.limit)
     except KeyError as exc:
         raise ProvisionError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
-    inventory = build_inventory(network, targets)
+    if options.no_secrets and not options.check:
+        raise ProvisionError("--no-secrets is a dry run: it needs --check")
+    with_secrets = options.with_secrets and not options.no_secrets
+    # The services' certificates: a dry run works on a copy of the network CA, so it never
+    # makes or replaces one; without secrets no key is read.
+    tls = certificates.material(network, targets, tls_dir(network), keys=with_secrets, scratch=options.check)
+    inventory = build_inventory(network, targets, tls)
     forks = options.forks or default_forks()
     facts = fact_cache_dir(network)
     facts.mkdir(parents=True, exist_ok=True)
@@ -351,10 +362,9 @@ def run(
     if options.skip_tags:
         cmdline += ["--skip-tags", ",".join(options.skip_tags)]
 
-    if options.no_secrets and not options.check:
-        raise ProvisionError("--no-secrets is a dry run: it needs --check")
-    with_secrets = options.with_secrets and not options.no_secrets
     secret_values = secrets.secret_vars(network) if with_secrets else {}
+    if with_secrets and tls.keys:
+        secret_values["provision_tls_secret_keys"] = tls.keys
     # serial and max_fail_percentage are templated before any host is chosen, so Ansible
     # only sees extra vars there: pass the rollout policy as extra vars too.
     rollout: dict[str, Any] = {

@@ -162,6 +162,28 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                         },
                     )
                 )
+        if h.role is Role.DOMAIN_CONTROLLER and network.domain is not None and network.domain.mail_in_zone:
+            mail_hosts = [f"{m.name}.{network.domain.dns_domain}" for m in network.hosts if m.role is Role.MAIL_SERVER]
+            if mail_hosts:
+                add(
+                    CheckSpec(
+                        h.name, "mx record", "mx_record", {"domain": network.domain.mail_domain, "hosts": mail_hosts}
+                    )
+                )
+        if h.role is Role.MAIL_SERVER and network.domain is not None and h.mail is not None:
+            fqdn = f"{h.name}.{network.domain.dns_domain}"
+            add(CheckSpec(h.name, "postfix and dovecot", "mail_services"))
+            ports = [(25, "smtp"), (587, "smtp"), (993, "")] + ([(143, "imap")] if h.mail.imap_starttls else [])
+            for port, starttls in ports:
+                add(CheckSpec(h.name, f"tls on {port}", "tls_port", {"port": port, "starttls": starttls, "name": fqdn}))
+            add(
+                CheckSpec(
+                    h.name,
+                    "mailboxes",
+                    "mailboxes",
+                    {"users": sorted(u.name for u in network.users), "domain": network.domain.mail_domain},
+                )
+            )
         if h.role in MEMBER_ROLES and network.domain is not None:
             add(CheckSpec(h.name, "domain join", "joined", {"client": join_client(h), "realm": network.domain.realm}))
             if network.users:

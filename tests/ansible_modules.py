@@ -41,3 +41,23 @@ def run_module(
     result["_stdout"] = proc.stdout + proc.stderr
     result["_failed"] = "FAILED!" in proc.stdout
     return result
+
+
+def load_module(name: str) -> Any:
+    """A module of playbooks/library imported as Python (for its pure functions), with every
+    module_utils of playbooks/ registered under ``ansible.module_utils`` as Ansible does."""
+    import importlib
+    import importlib.util
+
+    utils = PLAYBOOKS / "module_utils"
+    sys.path.insert(0, str(utils))
+    try:
+        for path in sorted(utils.glob("provision_*.py")):
+            sys.modules.setdefault(f"ansible.module_utils.{path.stem}", importlib.import_module(path.stem))
+    finally:
+        sys.path.remove(str(utils))
+    spec = importlib.util.spec_from_file_location(name, PLAYBOOKS / "library" / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -6,7 +6,6 @@ an interpreter without python3-samba). Nothing here touches a real directory."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import ipaddress
 import json
 import re
@@ -28,22 +27,7 @@ ANSIBLE = Path(sys.executable).with_name("ansible")
 BASE = "DC=lab,DC=example"
 
 
-def _load() -> Any:
-    """The module file imported as Python, with the module_utils under playbooks/."""
-    sys.path.insert(0, str(PLAYBOOKS / "module_utils"))
-    try:
-        import provision_secrets
-    finally:
-        sys.path.remove(str(PLAYBOOKS / "module_utils"))
-    sys.modules.setdefault("ansible.module_utils.provision_secrets", provision_secrets)
-    spec = importlib.util.spec_from_file_location("provision_ad_directory", MODULE)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ad = _load()
+ad = ansible_modules.load_module("provision_ad_directory")
 
 
 def params(**over: Any) -> dict[str, Any]:
@@ -74,13 +58,29 @@ def params(**over: Any) -> dict[str, Any]:
 def test_a_good_request_is_the_scripts_request() -> None:
     req = ad.build_request(params())
     assert req["dns"] == {"server": "127.0.0.1", "admin_password": "Admin-pw-1", "hosts": {"dc1": "10.20.0.2"},
-                          "dcs": ["dc1"], "subnets": ["10.20.0.0/24"]}
+                          "dcs": ["dc1"], "subnets": ["10.20.0.0/24"], "mx": None}
     assert req["computers"]["prune_max"] == 10 and req["computer_ou"] == "OU=Provisioned Computers"
     assert req["policy"] is None and req["passwords"] == {"alice": "Alice-pw-1"}
     # No DNS, no OU, no computers: nothing of those is touched.
     bare = ad.build_request(params(dns=None, computer_ou=None, computers={}, admin_password=""))
     assert bare["dns"] is None and bare["computer_ou"] is None
     assert bare["computers"] == {"members": [], "prune": False, "prune_max": 10, "prune_max_percent": 50}
+
+
+def test_mx_records_live_at_the_mail_domains_node_of_the_zone() -> None:
+    zone = params()["dns_domain"]
+    wanted = {"domain": zone, "hosts": ["mx2", "mx1", "mx1"]}
+    mx = ad.build_request(params(dns={"hosts": {}, "mx": wanted}))["dns"]["mx"]
+    assert mx == {"domain": zone, "node": "@", "targets": [f"mx1.{zone}", f"mx2.{zone}"]}
+    sub = ad.build_request(params(dns={"hosts": {}, "mx": {"domain": f"mail.{zone}", "hosts": ["mx1"]}}))["dns"]["mx"]
+    assert sub["node"] == "mail" and sub["targets"] == [f"mx1.{zone}"]
+    # Another zone's MX is not this DC's to keep; a host name must be one.
+    with pytest.raises(ad.Invalid) as err:
+        ad.build_request(params(dns={"hosts": {}, "mx": {"domain": "example.org", "hosts": ["bad_name!"]}}))
+    assert "outside the zone" in str(err.value)
+    with pytest.raises(ad.Invalid) as err:
+        ad.build_request(params(dns={"hosts": {}, "mx": {"domain": zone, "hosts": ["bad_name!"]}}))
+    assert "bad_name!" in str(err.value)
 
 
 def test_a_bad_request_names_every_problem_and_no_password() -> None:

@@ -249,6 +249,24 @@ def test_files_written_once_then_nothing_to_do(tmp_path: Path) -> None:
     assert again["changed"] is False and again["changed_files"] == []
 
 
+def test_files_an_exclusive_directory_keeps_only_the_listed_files(tmp_path: Path) -> None:
+    cas = tmp_path / "ca"
+    cas.mkdir()
+    (cas / "ca-2.crt").write_text("a CA that left the spec\n")
+    (cas / "sub").mkdir()  # subdirectories are not the module's
+    (tmp_path / "elsewhere").write_text("x\n")
+    (cas / "link.crt").symlink_to(tmp_path / "elsewhere")
+    args = {"directories": [{"path": str(cas), "exclusive": True}],
+            "files": [{"path": str(cas / "ca-1.crt"), "content": "the CA\n"}]}
+    dry = run_module("provision_files", args, check=True)
+    assert dry["changed_files"] == [str(cas / "ca-1.crt"), str(cas / "ca-2.crt"), str(cas / "link.crt")]
+    assert (cas / "ca-2.crt").exists() and not (cas / "ca-1.crt").exists()
+    run_module("provision_files", args)
+    assert sorted(p.name for p in cas.iterdir()) == ["ca-1.crt", "sub"]
+    assert (tmp_path / "elsewhere").exists()  # the link went, not what it pointed to
+    assert run_module("provision_files", args)["changed"] is False
+
+
 def test_files_check_mode_and_diff(tmp_path: Path) -> None:
     a = tmp_path / "a.conf"
     a.write_text("old line\n")

@@ -20,6 +20,15 @@ def address_in(address: str, networks: Iterable[str]) -> bool:
     return any(ip.version == n.version and ip in n for n in nets)
 
 
+def ca_files(certificates: Iterable[str], directory: str) -> list[dict[str, str]]:
+    """provision_files entries for CA certificates: one file each (update-ca-certificates links
+    each file of its directory into the store by its first certificate only)."""
+    return [
+        {"path": f"{directory}/ca-{n}.crt", "content": pem.strip() + "\n", "mode": "0644"}
+        for n, pem in enumerate(certificates, start=1)
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"provision_address_in": address_in}
+        return {"provision_address_in": address_in, "provision_ca_files": ca_files}

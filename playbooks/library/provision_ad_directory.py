@@ -83,6 +83,12 @@ options:
         description: The group's description.
         type: str
         default: ""
+      mail:
+        description:
+          - The group's mail address (attribute C(mail)) - a distribution list the mail servers expand
+            to the group's members; empty removes it.
+        type: str
+        default: ""
   passwords:
     description:
       - User name to password. Used to create users and, with O(enforce_passwords), to reset those
@@ -196,6 +202,23 @@ options:
         type: list
         elements: str
         default: []
+      mx:
+        description:
+          - MX records of the mail domain C(domain) (the zone itself or a name within it) pointing to the
+            mail servers C(hosts) (host names of the zone), all with preference 10. MX records this module
+            added earlier for servers that left C(hosts) are deleted (remembered in O(state_file)); others
+            are left alone. Leave out (or C(hosts) empty) to add none.
+        type: dict
+        suboptions:
+          domain:
+            description: The mail domain.
+            type: str
+            required: true
+          hosts:
+            description: Host names of the mail servers.
+            type: list
+            elements: str
+            default: []
   state_file:
     description:
       - Where the DNS names this module manages are remembered (mode 0600), so that the records of hosts that
@@ -259,6 +282,7 @@ import importlib  # noqa: E402
 import ipaddress  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
@@ -282,6 +306,7 @@ USER_SPEC = {
 GROUP_SPEC = {
     "name": {"type": "str", "required": True},
     "description": {"type": "str", "default": ""},
+    "mail": {"type": "str", "default": ""},
 }
 POLICY_SPEC = {
     "min_length": {"type": "int", "required": True},
@@ -304,6 +329,13 @@ DNS_SPEC = {
     "hosts": {"type": "dict", "default": {}},
     "dcs": {"type": "list", "elements": "str", "default": []},
     "subnets": {"type": "list", "elements": "str", "default": []},
+    "mx": {
+        "type": "dict",
+        "options": {
+            "domain": {"type": "str", "required": True},
+            "hosts": {"type": "list", "elements": "str", "default": []},
+        },
+    },
 }
 ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "netbios": {"type": "str", "default": ""},
@@ -321,6 +353,9 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "state_file": {"type": "path"},
     "smb_conf": {"type": "path"},
 }
+
+# Preference of the MX records of the mail servers: all equal, so senders spread over them.
+MX_PREFERENCE = 10
 
 # Samba's Python bindings (python3-samba) exist on the DC only. load_samba() binds
 # them here, so that this file imports anywhere (unit tests, ansible-doc, ansible-lint).
@@ -457,6 +492,7 @@ def build_request(params: Mapping[str, Any]) -> dict[str, Any]:
             "hosts": hosts,
             "dcs": list(dns.get("dcs") or []),
             "subnets": [str(c) for c in dns.get("subnets") or []],
+            "mx": mx_request(dns.get("mx"), str(params.get("dns_domain") or ""), problems),
         }
     if problems:
         raise Invalid("the request is not valid: " + "; ".join(problems))
@@ -475,6 +511,25 @@ def build_request(params: Mapping[str, Any]) -> dict[str, Any]:
         "state_file": params.get("state_file") or None,
         "smb_conf": params.get("smb_conf") or None,
     }
+
+
+def mx_request(mx: Mapping[str, Any] | None, zone: str, problems: list[str]) -> dict[str, Any] | None:
+    """The MX part of the DNS request: the node of the zone that holds the records, and their targets."""
+    if not mx:
+        return None
+    domain = str(mx.get("domain") or "").lower().rstrip(".")
+    zone = zone.lower()
+    if domain != zone and not domain.endswith("." + zone):
+        problems.append(f"dns.mx.domain {domain!r} lies outside the zone {zone!r}")
+        return None
+    targets = []
+    for host in mx.get("hosts") or []:
+        name = str(host).split(".")[0].lower()
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", name):
+            problems.append(f"dns.mx.hosts: {host!r} is not a host name")
+        targets.append(f"{name}.{zone}")
+    node = "@" if domain == zone else domain[: -len(zone) - 1]
+    return {"domain": domain, "node": node, "targets": sorted(set(targets))}
 
 
 def secrets_of(params: Mapping[str, Any]) -> list[str]:
@@ -726,21 +781,30 @@ class Run:
 
     def groups(self) -> None:
         for g in self.spec.get("groups", []):
-            name, desc = g["name"], g.get("description") or ""
-            msg = self.find(name, "group", ["description"])
+            name, desc, mail = g["name"], g.get("description") or "", g.get("mail") or ""
+            msg = self.find(name, "group", ["description", "mail"])
             if msg is None:
                 lines = [f"group {name}"] + ([f"group {name} description: {desc}"] if desc else [])
+                lines += [f"group {name} mail: {mail}"] if mail else []
                 if self.change(f"create group {name}", after=lines):
                     self.samdb.newgroup(name, description=desc or None)
-                    self.replace(self.find(name, "group", []).dn, {"adminDescription": self.marker})
-            else:
-                old = self.first(msg, "description")
-                if old != desc and self.change(
-                    f"set description of group {name}",
-                    before=[f"group {name} description: {old}"],
-                    after=[f"group {name} description: {desc}"],
-                ):
-                    self.replace(msg.dn, {"description": desc or None})
+                    attrs = {"adminDescription": self.marker} | ({"mail": mail} if mail else {})
+                    self.replace(self.find(name, "group", []).dn, attrs)
+                continue
+            old_mail = self.first(msg, "mail")
+            if old_mail != mail and self.change(
+                f"set mail address of group {name}",
+                before=[f"group {name} mail: {old_mail}"],
+                after=[f"group {name} mail: {mail}"],
+            ):
+                self.replace(msg.dn, {"mail": mail or None})
+            old = self.first(msg, "description")
+            if old != desc and self.change(
+                f"set description of group {name}",
+                before=[f"group {name} description: {old}"],
+                after=[f"group {name} description: {desc}"],
+            ):
+                self.replace(msg.dn, {"description": desc or None})
 
     # ------------------------------------------------------------------ users
 
@@ -1080,9 +1144,36 @@ class Run:
                                 self.update(conn, rz, label, "PTR", None, target)
         # Names held back by the safety net stay remembered, so a later run can remove them.
         keep = sorted(current_names | (set(stale) - set(removable)))
-        if keep != sorted(previous) and not self.check:
+        mx_kept = self.mx(conn, zone, state.get("mx", []))
+        if (keep != sorted(previous) or mx_kept != state.get("mx", [])) and not self.check:
             state["dns_hosts"] = keep
+            state["mx"] = mx_kept
             self.write_state(state)
+
+    def mx(self, conn: Any, zone: str, managed: list[str]) -> list[str]:
+        """The mail domain's MX records in line; returns the targets this module now manages."""
+        m = self.spec["dns"].get("mx")
+        if not m:
+            return list(managed)
+        node, domain, wanted = m["node"], m["domain"], m["targets"]
+        current = {
+            str(r.data.nameExchange.str).rstrip(".").lower(): int(r.data.wPreference)
+            for r in self.records(conn, zone, node, dnsp.DNS_TYPE_MX)
+        }
+        for target in wanted:
+            if current.get(target) != MX_PREFERENCE and self.change(
+                f"add MX {domain} -> {target}", after=[f"MX {domain} -> {MX_PREFERENCE} {target}"]
+            ):
+                self.update(conn, zone, node, "MX", f"{target} {MX_PREFERENCE}", None)
+        for target, pref in sorted(current.items()):
+            # Only records this module added: an MX someone else keeps here stays.
+            if (
+                target in managed
+                and target not in wanted
+                and self.change(f"delete MX {domain} -> {target}", before=[f"MX {domain} -> {pref} {target}"])
+            ):
+                self.update(conn, zone, node, "MX", None, f"{target} {pref}")
+        return sorted(wanted)
 
     # ------------------------------------------------------------------ state
 

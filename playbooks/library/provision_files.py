@@ -52,7 +52,12 @@ options:
             the temporary file's path. The file is not written when it exits non-zero.
         type: str
   directories:
-    description: Directories to create first (missing parents included), each C({path, owner, group, mode}).
+    description:
+      - Directories to create first (missing parents included), each C({path, owner, group, mode,
+        exclusive}).
+      - With C(exclusive=true) the directory holds only the listed files - other regular files and
+        links directly inside it are removed (and reported in C(changed_files)); subdirectories are
+        left alone.
     type: list
     elements: dict
     default: []
@@ -86,15 +91,14 @@ changed_directories:
   elements: str
 """
 
-import grp  # noqa: E402
 import os  # noqa: E402
-import pwd  # noqa: E402
 import shlex  # noqa: E402
 import stat  # noqa: E402
 import tempfile  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.provision_fileops import Refused, current, ids, octal  # noqa: E402
 
 FILE_SPEC = {
     "path": {"type": "path", "required": True},
@@ -109,46 +113,8 @@ DIR_SPEC = {
     "owner": {"type": "str", "default": "root"},
     "group": {"type": "str", "default": "root"},
     "mode": {"type": "str", "default": "0755"},
+    "exclusive": {"type": "bool", "default": False},
 }
-
-
-class Refused(Exception):
-    """A file or directory that cannot be what the role asks (the message says why)."""
-
-
-def ids(owner: str, group: str) -> tuple[int, int]:
-    try:
-        uid = pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        raise Refused(f"user {owner!r} does not exist") from None
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise Refused(f"group {group!r} does not exist") from None
-    return uid, gid
-
-
-def octal(mode: str) -> int:
-    try:
-        value = int(str(mode), 8)
-    except ValueError:
-        raise Refused(f"mode {mode!r} is not octal") from None
-    if not 0 <= value <= 0o7777:
-        raise Refused(f"mode {mode!r} is out of range")
-    return value
-
-
-def current(path: str) -> tuple[bytes | None, os.stat_result | None]:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None, None
-    if stat.S_ISLNK(st.st_mode):
-        return None, None  # a link is replaced by the file itself (as the template module does)
-    if not stat.S_ISREG(st.st_mode):
-        raise Refused(f"{path} exists and is not a regular file")
-    with open(path, "rb") as fh:
-        return fh.read(), st
 
 
 def write(module: AnsibleModule, path: str, data: bytes, uid: int, gid: int, mode: int, validate: str | None) -> None:
@@ -196,6 +162,15 @@ def ensure_directory(spec: dict[str, Any], check: bool) -> bool:
     return True
 
 
+def strays(directory: str, listed: set[str]) -> list[str]:
+    """Regular files and links directly in ``directory`` that are not in ``listed``."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    return [e.path for e in entries if e.path not in listed and (e.is_symlink() or e.is_file(follow_symlinks=False))]
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -239,6 +214,14 @@ def main() -> None:
                 if not os.path.isdir(os.path.dirname(path)):
                     raise Refused(f"the directory of {path} does not exist")
                 write(module, path, data, uid, gid, mode, spec.get("validate"))
+        for spec in module.params["directories"]:
+            if not spec["exclusive"]:
+                continue
+            for stray in strays(os.path.normpath(spec["path"]), {os.path.normpath(p) for p in seen}):
+                changed_files.append(stray)
+                diffs.append({"before": f"{stray}\n", "after": "", "before_header": stray, "after_header": stray})
+                if not check:
+                    os.unlink(stray)
     except (Refused, OSError) as exc:
         module.fail_json(msg=str(exc), changed_files=changed_files, changed_directories=changed_dirs)
     result: dict[str, Any] = {

@@ -58,6 +58,12 @@ LAB_PACKAGES: tuple[str, ...] = (
     "attr",
     "rsync",
     "ldb-tools",
+    # The mail server role (mail_server).
+    "postfix",
+    "postfix-ldap",
+    "dovecot-imapd",
+    "dovecot-lmtpd",
+    "dovecot-ldap",
     "bind9-host",
     "bind9-dnsutils",
     "unattended-upgrades",

@@ -333,6 +333,50 @@ def check_srv_records(host: Host, realm: str) -> None:
 
 
 @kind
+def check_mx_record(host: Host, domain: str, hosts: list[str]) -> None:
+    res = host.run("host -t MX %s 127.0.0.1", domain)
+    found = sorted(
+        line.rsplit(" ", 1)[-1].rstrip(".") for line in res.stdout.splitlines() if "mail is handled by" in line
+    )
+    missing = sorted(set(hosts) - set(found))
+    assert res.rc == 0 and not missing, f"MX of {domain} lacks {', '.join(missing)} (has {', '.join(found) or 'none'})"
+
+
+@kind
+def check_mail_services(host: Host) -> None:
+    for unit in ("postfix.service", "dovecot.service"):
+        state = host.run("systemctl is-active %s", unit).stdout.strip()
+        assert state == "active", f"{unit} is {state}"
+
+
+@kind
+def check_tls_port(host: Host, port: int, starttls: str, name: str) -> None:
+    """The service on ``port`` speaks TLS with a certificate for ``name`` that the host's trust store verifies."""
+    argv = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-verify_hostname", name, "-verify_return_error"]
+    argv += ["-starttls", starttls] if starttls else []
+    res = host.run(shlex.join(argv) + " </dev/null 2>&1")
+    codes = re.findall(r"Verify return code: (\d+) \(([^)]*)\)", res.stdout)
+    assert codes and codes[-1][0] == "0", (
+        f"port {port}: no verified TLS for {name}: {codes[-1][1] if codes else res.stdout.strip()[-200:]}"
+    )
+
+
+@kind
+def check_mailboxes(host: Host, users: list[str], domain: str) -> None:
+    """Every spec user is found by Postfix (mailbox map) and Dovecot (userdb), both from the directory."""
+    missing = []
+    for name in users:
+        address = f"{name}@{domain}"
+        postfix = host.run("postmap -q %s proxy:ldap:/etc/postfix/ldap-mailboxes.cf", address)
+        dovecot = host.run("doveadm user %s", name)
+        if postfix.rc != 0 or not postfix.stdout.strip():
+            missing.append(f"{address} (postfix)")
+        if dovecot.rc != 0:
+            missing.append(f"{name} (dovecot)")
+    assert not missing, "no mailbox for " + ", ".join(missing)
+
+
+@kind
 def check_dbcheck(host: Host) -> None:
     res = host.run("samba-tool dbcheck --cross-ncs")
     assert res.rc == 0, f"samba-tool dbcheck found errors: {res.stdout.strip().splitlines()[-1:]}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ REALM = "AD.LAB.TEST"
 DOMAIN = "ad.lab.test"
 SECRETS = {"LAB_ADMIN_PW": "Lab-Admin-Pw-2026!", "LAB_ALICE_PW": "Alice-Pw-2026!x", "LAB_BOB_PW": "Bob-Pw-2026!xy"}
 DCS = {"dc1": "10.231.0.21", "dc2": "10.231.0.22"}
+DOMAIN_WS = {"ws1": "10.231.0.31", "ws2": "10.231.0.32"}
 TIMES: dict[str, float] = {}
 
 
@@ -332,6 +334,127 @@ def test_workstations_take_time_from_the_dcs(domain):
 # --------------------------------------------------------------------------- idempotence and timing
 
 
+# --------------------------------------------------------------------------- mail (mx1: Postfix + Dovecot)
+
+MX = "10.231.0.26"
+MAIL_HOST = f"mx1.{DOMAIN}"
+
+# A mail client on a workstation: Python's smtplib and imaplib, TLS verified against the
+# system store (where the network CA is installed), the server named as in its certificate.
+# stdin: one JSON line of arguments (passwords included), then nothing; prints one JSON line.
+MAIL_CLIENT = r"""
+import imaplib, json, smtplib, ssl, sys, time
+a = json.loads(sys.stdin.readline())
+ctx = ssl.create_default_context()
+out = {}
+def outcome(fn):
+    try:
+        return ["ok", fn()]
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)[:300]]
+if a.get("send"):
+    def send():
+        with smtplib.SMTP(a["host"], 587, timeout=30) as s:
+            s.starttls(context=ctx)
+            s.login(a["user"], a["password"])
+            head = (a["user"], a["domain"], a["to"], a["subject"])
+            msg = "From: %s@%s\r\nTo: %s\r\nSubject: %s\r\n\r\nhello\r\n" % head
+            s.sendmail("%s@%s" % (a["user"], a["domain"]), [a["to"]], msg)
+        return "sent"
+    out["send"] = outcome(send)
+if a.get("relay"):
+    def relay():
+        with smtplib.SMTP(a["host"], 25, timeout=30) as s:
+            s.ehlo("ws1.%s" % a["domain"])
+            s.starttls(context=ctx)
+            s.ehlo("ws1.%s" % a["domain"])
+            s.mail("someone@%s" % a["domain"])
+            code, text = s.rcpt(a["relay"])
+            return [code, text.decode(errors="replace")]
+    out["relay"] = outcome(relay)
+if a.get("read"):
+    def read():
+        deadline = time.monotonic() + a.get("wait", 30)
+        while True:
+            with imaplib.IMAP4_SSL(a["host"], 993, ssl_context=ctx, timeout=30) as m:
+                m.login(a["reader"], a["reader_password"])
+                m.select("INBOX", readonly=True)
+                typ, data = m.search(None, "SUBJECT", '"%s"' % a["subject"])
+                if data and data[0].split() or time.monotonic() > deadline:
+                    return len(data[0].split()) if data else 0
+            time.sleep(1)
+    out["read"] = outcome(read)
+print(json.dumps(out))
+"""
+
+
+def mail(args: dict, host: str = "ws1") -> dict:
+    """Run the mail client on a workstation with ``args`` (on stdin, never in argv)."""
+    proc = run(DOMAIN_WS[host], f"python3 -c {shlex.quote(MAIL_CLIENT)}", stdin=json.dumps(args) + "\n", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_mail_goes_from_one_domain_user_to_another(domain):
+    pw = _secrets()
+    subject = f"hello-{os.urandom(4).hex()}"
+    out = mail({"host": MAIL_HOST, "domain": DOMAIN, "send": True, "user": "alice", "password": pw["LAB_ALICE_PW"],
+                "to": f"bob@{DOMAIN}", "subject": subject, "read": True, "reader": "bob",
+                "reader_password": pw["LAB_BOB_PW"]})
+    assert out["send"] == ["ok", "sent"], out
+    assert out["read"] == ["ok", 1], out
+
+
+def test_a_distribution_list_reaches_every_member(domain):
+    pw = _secrets()
+    subject = f"list-{os.urandom(4).hex()}"
+    out = mail({"host": MAIL_HOST, "domain": DOMAIN, "send": True, "user": "bob", "password": pw["LAB_BOB_PW"],
+                "to": f"staff@{DOMAIN}", "subject": subject, "read": True, "reader": "alice",
+                "reader_password": pw["LAB_ALICE_PW"]})
+    assert out == {"send": ["ok", "sent"], "read": ["ok", 1]}, out
+    out = mail({"host": MAIL_HOST, "domain": DOMAIN, "read": True, "reader": "bob", "subject": subject,
+                "reader_password": pw["LAB_BOB_PW"]})
+    assert out["read"] == ["ok", 1], out
+
+
+def test_a_wrong_password_is_refused_by_smtp_and_imap(domain):
+    out = mail({"host": MAIL_HOST, "domain": DOMAIN, "send": True, "user": "alice", "password": "Not-her-pw-1",
+                "to": f"bob@{DOMAIN}", "subject": "nope", "read": True, "reader": "bob",
+                "reader_password": "Not-his-pw-1", "wait": 0})
+    assert out["send"][0] == "SMTPAuthenticationError", out
+    assert out["read"][0] == "error" and "AUTHENTICATIONFAILED" in out["read"][1], out
+
+
+def test_an_unauthenticated_client_cannot_relay_or_invent_users(domain):
+    # A reserved name (.invalid): refused before any lookup, and no lookup could leave the lab.
+    out = mail({"host": MAIL_HOST, "domain": DOMAIN, "relay": "someone@outside.invalid"})
+    assert out["relay"][0] == "ok" and out["relay"][1][0] == 554, out
+    assert "Relay access denied" in str(out["relay"][1]), out
+    out = mail({"host": MAIL_HOST, "domain": DOMAIN, "relay": f"nobody-here@{DOMAIN}"})
+    assert out["relay"][1][0] == 550 and "User unknown" in str(out["relay"][1]), out
+    out = mail({"host": MAIL_HOST, "domain": DOMAIN, "relay": f"alice@{DOMAIN}"})
+    assert out["relay"][1][0] == 250, out
+
+
+@pytest.mark.parametrize("dc", sorted(DCS))
+def test_the_mail_domain_has_its_mx_record_on_every_dc(domain, dc):
+    proc = run(DOMAIN_WS["ws1"], f"host -t MX {DOMAIN} {DCS[dc]}")
+    assert f"mail is handled by 10 {MAIL_HOST}." in proc.stdout, proc.stdout + proc.stderr
+    proc = run(DOMAIN_WS["ws1"], f"host {MAIL_HOST} {DCS[dc]}")
+    assert f"has address {MX}" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_mail_server_binds_with_its_own_account_not_the_administrator(domain):
+    for path in ("/etc/dovecot/dovecot-ldap.conf.ext", "/etc/postfix/ldap-mailboxes.cf"):
+        proc = run(MX, f"grep -iE '^(dn|bind_dn) *=' {path}; stat -c '%U:%G %a' {path}")
+        assert "CN=mail-mx1,CN=Users," in proc.stdout and "Administrator" not in proc.stdout, proc.stdout
+    # The account is a plain user: no group but Domain Users, and the password lives only on mx1.
+    groups = run(DCS["dc1"], "samba-tool user getgroups mail-mx1").stdout.splitlines()
+    assert groups == ["Domain Users"], groups
+    assert run(MX, "stat -c '%U %a' /var/lib/provision/mail-ldap.secret").stdout.split() == ["root", "600"]
+
+
+
 def test_second_apply_changes_nothing(domain):
     path = domain["dir"] / "second.json"
     proc, seconds = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(path))
@@ -385,6 +508,38 @@ def test_check_without_secrets_sends_none_and_touches_nothing(domain, tmp_path):
                                             for p in (tmp_path / "artifacts").rglob("*") if p.is_file()]
     for value in _secrets().values():
         assert not any(value in b for b in blobs)
+
+
+def test_a_disabled_user_can_neither_log_in_nor_receive(domain):
+    pw = _secrets()
+    dc1 = DCS["dc1"]
+    assert run(dc1, "samba-tool user disable bob").returncode == 0
+    try:
+        out = mail({"host": MAIL_HOST, "domain": DOMAIN, "relay": f"bob@{DOMAIN}", "read": True, "reader": "bob",
+                    "reader_password": pw["LAB_BOB_PW"], "subject": "x", "wait": 0})
+        assert out["relay"][1][0] == 550, out
+        assert out["read"][0] == "error", out
+    finally:
+        assert run(dc1, "samba-tool user enable bob").returncode == 0
+    out = mail({"host": MAIL_HOST, "domain": DOMAIN, "relay": f"bob@{DOMAIN}"})
+    assert out["relay"][1][0] == 250, out
+
+
+def test_a_user_added_to_the_spec_gets_a_mailbox_on_the_next_apply(domain, tmp_path):
+    data = yaml.safe_load(SPEC.read_text())
+    data["users"].append({"name": "carol", "password": {"env": "LAB_CAROL_PW"}, "groups": ["staff"]})
+    spec = tmp_path / "lab-domain.yml"
+    spec.write_text(yaml.safe_dump(data))
+    env_pw = {"LAB_CAROL_PW": "Carol-Pw-2026!z"}
+    os.environ.setdefault("LAB_CAROL_PW", env_pw["LAB_CAROL_PW"])
+    proc, _ = provision("apply", str(spec), "--skip-preflight")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert run(MX, "ls /etc/passwd | xargs grep -c carol").stdout.strip() == "0"  # no local account file
+    subject = f"welcome-{os.urandom(4).hex()}"
+    out = mail({"host": MAIL_HOST, "domain": DOMAIN, "send": True, "user": "alice",
+                "password": _secrets()["LAB_ALICE_PW"], "to": f"carol@{DOMAIN}", "subject": subject,
+                "read": True, "reader": "carol", "reader_password": os.environ["LAB_CAROL_PW"]})
+    assert out == {"send": ["ok", "sent"], "read": ["ok", 1]}, out
 
 
 # --------------------------------------------------------------------------- joins repaired, left, removed
