@@ -445,9 +445,12 @@ def test_the_mail_domain_has_its_mx_record_on_every_dc(domain, dc):
 
 
 def test_the_mail_server_binds_with_its_own_account_not_the_administrator(domain):
-    for path in ("/etc/dovecot/dovecot-ldap.conf.ext", "/etc/postfix/ldap-mailboxes.cf"):
+    for path in ("/etc/dovecot/dovecot-ldap-passdb.conf.ext", "/etc/dovecot/dovecot-ldap-userdb.conf.ext",
+                 "/etc/postfix/ldap-mailboxes.cf", "/etc/postfix/ldap-lists.cf", "/etc/postfix/ldap-senders.cf"):
         proc = run(MX, f"grep -iE '^(dn|bind_dn) *=' {path}; stat -c '%U:%G %a' {path}")
         assert "CN=mail-mx1,CN=Users," in proc.stdout and "Administrator" not in proc.stdout, proc.stdout
+        # Only root (and Postfix's proxymap, as group postfix) can read the password.
+        assert proc.stdout.split()[-2:] in (["root:postfix", "640"], ["root:root", "600"]), proc.stdout
     # The account is a plain user: no group but Domain Users, and the password lives only on mx1.
     groups = run(DCS["dc1"], "samba-tool user getgroups mail-mx1").stdout.splitlines()
     assert groups == ["Domain Users"], groups
