@@ -195,6 +195,11 @@ def plan(spec_path: Path, fmt: str) -> None:
         click.echo(f"  \\\\{s['host']}\\{s['share']:<14} {s['path']:<20} {mode}  {access}")
     for pr in p["printers"]:
         click.echo(f"  printer {pr['printer']} on {pr['host']}")
+    if p["databases"]:
+        click.echo(f"Databases ({len(p['databases'])}; one left out of the spec is kept, as unmanaged):")
+        for db in p["databases"]:
+            rw, ro = ", ".join(db["read_write"]) or "-", ", ".join(db["read_only"]) or "-"
+            click.echo(f"  {db['database']} on {db['host']}: owner {db['owner']}; read-write {rw}; read-only {ro}")
     if p["mail"]:
         m = p["mail"]
         click.echo(f"Mail for {m['domain']} on {', '.join(m['servers'])} (MX {m['mx']}):")

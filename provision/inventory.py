@@ -86,6 +86,16 @@ def host_vars(host: Host) -> dict[str, Any]:
         out["provision_homes"] = True
     if host.role is Role.WORKSTATION and host.client != "sssd":
         out["provision_client"] = host.client
+    if host.databases:
+        out["provision_databases"] = [
+            {
+                "name": d.name,
+                "owner": d.owner,
+                "read_write": {"users": list(d.read_write_users), "groups": list(d.read_write_groups)},
+                "read_only": {"users": list(d.read_only_users), "groups": list(d.read_only_groups)},
+            }
+            for d in host.databases
+        ]
     if host.mail is not None:
         out["provision_mail"] = {
             "imap_starttls": host.mail.imap_starttls,

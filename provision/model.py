@@ -88,6 +88,18 @@ class MailService:
 
 
 @dataclass(frozen=True, slots=True)
+class Database:
+    """A PostgreSQL database of a database server (hosts[].databases); names are the spec's accounts."""
+
+    name: str
+    owner: str  # a user or group of the spec
+    read_write_users: tuple[str, ...] = ()
+    read_write_groups: tuple[str, ...] = ()
+    read_only_users: tuple[str, ...] = ()
+    read_only_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TlsFiles:
     """A certificate chain and its key given by the spec (paths on the controller, resolved)."""
 
@@ -106,7 +118,7 @@ class TlsMaterial:
 
 # Roles whose services present a certificate (LDAPS, SMTP/IMAP): they get one from the
 # spec (hosts[].tls) or from the network's own CA.
-TLS_ROLES = frozenset({Role.DOMAIN_CONTROLLER, Role.MAIL_SERVER})
+TLS_ROLES = frozenset({Role.DOMAIN_CONTROLLER, Role.MAIL_SERVER, Role.DATABASE_SERVER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +133,7 @@ class Host:
     client: str = "sssd"  # domain members: "sssd" or "winbind"
     range_name: str | None = None  # the spec entry ``ws[001:250]`` this host came from
     mail: MailService | None = None  # mail servers only
+    databases: tuple[Database, ...] = ()  # database servers only
     tls: TlsFiles | None = None  # the spec's certificate; None: the network CA issues one
 
 

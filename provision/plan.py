@@ -64,6 +64,17 @@ class Plan:
             ],
             "printers": [{"host": h.name, "printer": p.name} for h in n.hosts for p in h.printers],
             "mail": _mail(n),
+            "databases": [
+                {
+                    "host": h.name,
+                    "database": d.name,
+                    "owner": d.owner,
+                    "read_write": [*d.read_write_users, *("@" + g for g in d.read_write_groups)],
+                    "read_only": [*d.read_only_users, *("@" + g for g in d.read_only_groups)],
+                }
+                for h in n.hosts
+                for d in h.databases
+            ],
             "rollout": {
                 "batch": n.rollout.batch,
                 "max_fail_percent": n.rollout.max_fail_percent,

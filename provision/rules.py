@@ -24,6 +24,7 @@ from provision.model import (
     DEFAULT_ORDER,
     DOMAIN_ROLES,
     STAGE_ROLES,
+    Database,
     Domain,
     FirewallPolicy,
     Group,
@@ -271,6 +272,7 @@ def cross_check(data: Mapping[str, Any], bad: set[str], base_dir: Path | None = 
     _check_shares(data, hosts, users, groups, mode, bad, found)
     _check_users(data, bad, found)
     _check_mail(data, hosts, users, groups, mode, found)
+    _check_databases(hosts, users, groups, found)
     check_local_files(data, base_dir, found)
     if mode == "domain":
         _check_domain(data, hosts, found)
@@ -595,10 +597,11 @@ def _check_mail(
         role = h.get("role")
         if "mail" in h and role != "mail_server":
             found.error(f"hosts[{i}].mail", f"only a host with role mail_server serves mail (this one is {role})")
-        if "tls" in h and role not in ("domain_controller", "mail_server"):
+        if "tls" in h and role not in ("domain_controller", "mail_server", "database_server"):
             found.error(
                 f"hosts[{i}].tls",
-                f"only domain controllers (LDAPS) and mail servers present a certificate (this one is {role})",
+                "only domain controllers (LDAPS), mail and database servers present a certificate "
+                f"(this one is {role})",
             )
     for j, g in enumerate(_list(data.get("groups"))):
         if _dict(g).get("mail") is True:
@@ -627,6 +630,58 @@ def _check_mail(
                 f"{mail_domain} lies outside the domain's DNS zone {zone}: provision cannot add its MX record; "
                 "publish it in the DNS of " + mail_domain,
             )
+
+
+# Databases every PostgreSQL cluster has; a spec database of that name would take it over.
+RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
+# Role names PostgreSQL keeps for itself (pg_* are its predefined roles).
+RESERVED_PG_ROLES = frozenset({"postgres", "public", "current_user", "session_user", "current_role", "none"})
+
+
+def _check_databases(hosts: list[Any], users: set[str], groups: set[str], found: Found) -> None:
+    """Databases sit on database servers, name the spec's accounts, and give each one access once."""
+    for i, raw in enumerate(hosts):
+        h = _dict(raw)
+        dbs = _list(h.get("databases"))
+        if dbs and h.get("role") != "database_server":
+            found.error(
+                f"hosts[{i}].databases",
+                f"only a host with role database_server serves databases (this one is {h.get('role')})",
+            )
+            continue
+        seen: set[str] = set()
+        for j, db in enumerate(dbs):
+            db = _dict(db)
+            where = f"hosts[{i}].databases[{j}]"
+            name = db.get("name")
+            if isinstance(name, str):
+                if name in seen:
+                    found.error(f"{where}.name", f"duplicate database '{name}' on this host")
+                elif name in RESERVED_DATABASES:
+                    found.error(
+                        f"{where}.name", f"'{name}' is a database every PostgreSQL cluster has; pick another name"
+                    )
+                seen.add(name)
+            owner = db.get("owner")
+            if isinstance(owner, str) and owner not in users | groups:
+                found.error(f"{where}.owner", f"'{owner}' is not a user or group of the spec")
+            granted: dict[str, str] = {}
+            for access in ("read_write", "read_only"):
+                for kind, known in (("users", users), ("groups", groups)):
+                    for k, n in enumerate(_list(_dict(db.get(access)).get(kind))):
+                        if not isinstance(n, str):
+                            continue
+                        path = f"{where}.{access}.{kind}[{k}]"
+                        if n not in known:
+                            found.error(path, f"'{n}' is not one of the spec's {kind}")
+                        elif n in granted and granted[n] != access:
+                            found.error(path, f"'{n}' is also given {granted[n]}; give each account one kind of access")
+                        granted.setdefault(n, access)
+            for n in [owner, *granted]:
+                if isinstance(n, str) and (n.lower() in RESERVED_PG_ROLES or n.lower().startswith("pg_")):
+                    found.error(
+                        where, f"'{n}' is a role name PostgreSQL keeps for itself; it cannot be a database role"
+                    )
 
 
 def _check_domain(data: Mapping[str, Any], hosts: list[Any], found: Found) -> None:
@@ -1263,7 +1318,18 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
 
     # Entries are shared by every host of a range: build their parts once per entry.
     parts: dict[
-        int, tuple[Role, str, tuple[Share, ...], tuple[Printer, ...], bool, str, MailService | None, TlsFiles | None]
+        int,
+        tuple[
+            Role,
+            str,
+            tuple[Share, ...],
+            tuple[Printer, ...],
+            bool,
+            str,
+            MailService | None,
+            TlsFiles | None,
+            tuple[Database, ...],
+        ],
     ] = {}
     hosts = []
     for e in found.hosts:
@@ -1281,11 +1347,12 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
                 raw.get("client", "sssd"),
                 MailService(**raw.get("mail", {})) if raw["role"] == Role.MAIL_SERVER else None,
                 _tls_files(raw.get("tls"), base_dir),
+                tuple(_database(d) for d in raw.get("databases", ())),
             )
-        role, os_, shares, printers, homes, client, mail, tls = p
+        role, os_, shares, printers, homes, client, mail, tls, dbs = p
         if role is Role.FILE_SERVER:
             client = "winbind"
-        hosts.append(Host(e.name, e.address, role, os_, shares, printers, homes, client, e.range_name, mail, tls))
+        hosts.append(Host(e.name, e.address, role, os_, shares, printers, homes, client, e.range_name, mail, dbs, tls))
 
     domain = None
     if mode is Mode.DOMAIN:
@@ -1352,6 +1419,18 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
             _resolve_path(ref["file"], base_dir) or ref["file"]
             for ref in data.get("tls", {}).get("ca_certificates", ())
         ),
+    )
+
+
+def _database(raw: Mapping[str, Any]) -> Database:
+    rw, ro = raw.get("read_write", {}), raw.get("read_only", {})
+    return Database(
+        raw["name"],
+        raw["owner"],
+        tuple(rw.get("users", ())),
+        tuple(rw.get("groups", ())),
+        tuple(ro.get("users", ())),
+        tuple(ro.get("groups", ())),
     )
 
 
