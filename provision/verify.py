@@ -184,6 +184,26 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                     {"users": sorted(u.name for u in network.users), "domain": network.domain.mail_domain},
                 )
             )
+        if h.role is Role.DATABASE_SERVER and network.domain is not None:
+            fqdn = f"{h.name}.{network.domain.dns_domain}"
+            add(CheckSpec(h.name, "postgresql", "database_services"))
+            add(CheckSpec(h.name, "tls on 5432", "tls_port", {"port": 5432, "starttls": "postgres", "name": fqdn}))
+            add(
+                CheckSpec(
+                    h.name, "service keys", "service_keys", {"principal": f"postgres/{fqdn}@{network.domain.realm}"}
+                )
+            )
+            if h.databases:
+                wanted = {
+                    d.name: {
+                        "owner": d.owner,
+                        "connect": sorted(
+                            {*d.read_write_users, *d.read_write_groups, *d.read_only_users, *d.read_only_groups}
+                        ),
+                    }
+                    for d in h.databases
+                }
+                add(CheckSpec(h.name, "databases", "databases", {"wanted": wanted}))
         if h.role in MEMBER_ROLES and network.domain is not None:
             add(CheckSpec(h.name, "domain join", "joined", {"client": join_client(h), "realm": network.domain.realm}))
             if network.users:

@@ -35,10 +35,10 @@ def _sans(pem: str) -> set[str]:
     return set(san.get_values_for_type(x509.DNSName))
 
 
-def test_dcs_and_mail_servers_get_certificates_from_the_network_ca(tmp_path: Path) -> None:
+def test_dcs_mail_and_database_servers_get_certificates_from_the_network_ca(tmp_path: Path) -> None:
     net = _network(tmp_path)
     tls = certificates.material(net, net.hosts, tmp_path / "ca")
-    assert sorted(tls.chains) == ["dc1", "dc2", "mx1"] == sorted(tls.keys)
+    assert sorted(tls.chains) == ["db1", "dc1", "dc2", "mx1"] == sorted(tls.keys)
     assert _sans(tls.chains["mx1"]) == {"mx1.ad.lab.test"}
     assert _sans(tls.chains["dc1"]) == {"dc1.ad.lab.test", "ad.lab.test"}  # ldaps://ad.lab.test reaches any DC
     assert "PRIVATE KEY" in tls.keys["mx1"] and "PRIVATE KEY" not in tls.chains["mx1"]
@@ -53,7 +53,7 @@ def test_a_dry_run_neither_makes_a_ca_nor_reads_keys(tmp_path: Path) -> None:
     net = _network(tmp_path)
     folder = tmp_path / "ca"
     dry = certificates.material(net, net.hosts, folder, keys=False, scratch=True)
-    assert not folder.exists() and dry.keys == {} and sorted(dry.chains) == ["dc1", "dc2", "mx1"]
+    assert not folder.exists() and dry.keys == {} and sorted(dry.chains) == ["db1", "dc1", "dc2", "mx1"]
     real = certificates.material(net, net.hosts, folder)
     before = {str(p): p.stat().st_mtime_ns for p in folder.rglob("*")}
     # Where the real CA exists, a dry run reads it (same certificates) and changes no file of it.

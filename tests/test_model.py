@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from provision import spec
 from provision.model import Mode, Network, Role
@@ -106,11 +107,16 @@ def test_rollout_stages_roll_roles_out_side_by_side() -> None:
     ]
 
 
-def test_a_stage_is_labelled_by_the_roles_it_has_hosts_for() -> None:
+def test_a_stage_is_labelled_by_the_roles_it_has_hosts_for(tmp_path: Path) -> None:
     net = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
     assert _plan_steps(net) == [
         ("domain_controller", "dc1"),
         ("domain_controller", "dc2"),
-        ("file_server+mail_server", "fs1, mx1"),
+        ("file_server+mail_server+database_server", "fs1, mx1, db1"),
         ("workstation", "ws1, ws2"),
     ]
+    # Without a database server, its role is not in the stage's label.
+    data = yaml.safe_load((ROOT / "inventories" / "lab-domain.yml").read_text())
+    data["hosts"] = [h for h in data["hosts"] if h["name"] != "db1"]
+    (tmp_path / "spec.yml").write_text(yaml.safe_dump(data))
+    assert ("file_server+mail_server", "fs1, mx1") in _plan_steps(spec.load_network(tmp_path / "spec.yml"))

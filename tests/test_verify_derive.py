@@ -63,7 +63,7 @@ def test_join_check_matches_how_each_role_joins() -> None:
     workstations; domain_client (sssd: adcli) on sssd workstations only."""
     net = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
     joined = {c.host: c.params["client"] for c in verify.derive(net) if c.kind == "joined"}
-    assert joined == {"fs1": "winbind", "mx1": "winbind", "ws1": "sssd", "ws2": "winbind"}
+    assert joined == {"fs1": "winbind", "mx1": "winbind", "db1": "winbind", "ws1": "sssd", "ws2": "winbind"}
     # The model says sssd for every host that leaves `client` out; only workstations choose.
     mx1 = net.host("mx1")
     assert mx1.role is Role.MAIL_SERVER and mx1.client == "sssd"

@@ -64,6 +64,9 @@ LAB_PACKAGES: tuple[str, ...] = (
     "dovecot-imapd",
     "dovecot-lmtpd",
     "dovecot-ldap",
+    # The database server role (database_server) and its clients on workstations.
+    "postgresql",
+    "postgresql-client",
     "bind9-host",
     "bind9-dnsutils",
     "unattended-upgrades",

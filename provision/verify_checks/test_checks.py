@@ -377,6 +377,56 @@ def check_mailboxes(host: Host, users: list[str], domain: str) -> None:
 
 
 @kind
+def check_database_services(host: Host) -> None:
+    for unit in ("postgresql@15-main.service", "provision-postgres-keytab.path"):
+        state = host.run("systemctl is-active %s", unit).stdout.strip()
+        assert state == "active", f"{unit} is {state}"
+
+
+@kind
+def check_service_keys(host: Host, principal: str) -> None:
+    """A ticket the KDC issues now for the service opens with PostgreSQL's keytab (its keys
+    follow the machine password); the ticket is asked for with the machine account's own."""
+    keytab = "/etc/postgresql/15/main/krb5.keytab"
+    account = host.run("net ads status -P").stdout
+    name = next(
+        (line.split(":", 1)[1].strip() for line in account.splitlines() if line.startswith("sAMAccountName:")), ""
+    )
+    assert name, "cannot read the machine account (net ads status -P)"
+    script = 'c=$(mktemp) && trap "rm -f $c" EXIT && KRB5CCNAME=FILE:$c kinit -k %s && KRB5CCNAME=FILE:$c kvno -k %s %s'
+    res = host.run(script, name, keytab, principal)
+    assert res.rc == 0, (
+        f"the keys of {principal} in {keytab} do not open a ticket: {(res.stderr or res.stdout).strip()[:200]}"
+    )
+
+
+@kind
+def check_databases(host: Host, wanted: dict[str, dict[str, Any]]) -> None:
+    """Each database exists with its owner, and every account named for it may connect."""
+    sql = "select json_object_agg(datname, pg_get_userbyid(datdba)) from pg_database"
+    res = host.run("runuser -u postgres -- psql -XAtq -c %s", sql)
+    assert res.rc == 0, f"cannot ask PostgreSQL: {res.stderr.strip()[:200]}"
+    owners = json.loads(res.stdout or "{}")
+    problems = []
+    for name, want in sorted(wanted.items()):
+        if name not in owners:
+            problems.append(f"{name} is missing")
+            continue
+        if owners[name] != want["owner"]:
+            problems.append(f"{name} is owned by {owners[name]}, the spec says {want['owner']}")
+        for role in want["connect"]:
+            q = f"select has_database_privilege({_sql_literal(role)}, {_sql_literal(name)}, 'CONNECT')"
+            ok = host.run("runuser -u postgres -- psql -XAtq -c %s", q).stdout.strip()
+            if ok != "t":
+                problems.append(f"{role} may not connect to {name}")
+    assert not problems, "; ".join(problems)
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@kind
 def check_dbcheck(host: Host) -> None:
     res = host.run("samba-tool dbcheck --cross-ncs")
     assert res.rc == 0, f"samba-tool dbcheck found errors: {res.stdout.strip().splitlines()[-1:]}"

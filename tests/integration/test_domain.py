@@ -458,6 +458,55 @@ def test_the_mail_server_binds_with_its_own_account_not_the_administrator(domain
 
 
 
+# --------------------------------------------------------------------------- databases (db1: PostgreSQL, Kerberos)
+
+DB_HOST = f"db1.{DOMAIN}"
+# libpq on a workstation: TLS verified against the system store (the network CA), Kerberos
+# (GSSAPI) sign-on with the user's ticket; no password is ever typed.
+PSQL = (f"psql 'host={DB_HOST} sslmode=verify-full sslrootcert=/etc/ssl/certs/ca-certificates.crt "
+        "gssencmode=disable dbname=%s user=%s' -XAtq -v ON_ERROR_STOP=1")
+
+
+def sql(user: str | None, database: str, *statements: str) -> subprocess.CompletedProcess[str]:
+    """Statements on db1 from ws1 as ``user`` with a ticket from kinit (password on stdin), or
+    with no ticket at all (``user`` None connects as alice without one)."""
+    commands = " ".join(f"-c {shlex.quote(s)}" for s in statements)
+    who = user or "alice"
+    if user is None:
+        return run(DOMAIN_WS["ws1"], f"kdestroy -A 2>/dev/null; {PSQL % (database, who)} {commands}")
+    pw = _secrets()[f"LAB_{user.upper()}_PW"]
+    script = (f"export KRB5CCNAME=FILE:$(mktemp); kinit {who}@{REALM} >/dev/null && {PSQL % (database, who)} "
+              f"{commands}; rc=$?; kdestroy; exit $rc")
+    return run(DOMAIN_WS["ws1"], script, stdin=pw + "\n")
+
+
+def test_a_domain_user_signs_on_to_postgresql_with_a_ticket(domain):
+    proc = sql("alice", "projects", "select current_user", "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+    assert proc.returncode == 0 and proc.stdout.split() == ["alice", "t"], proc.stdout + proc.stderr
+
+
+def test_read_write_read_only_and_no_access_are_what_the_spec_says(domain):
+    # alice writes (engineering, the owner, may); as the owner group, so the table is shared at once.
+    proc = sql("alice", "projects", "set role engineering", "create table if not exists notes (line text)",
+               "insert into notes values ('from alice')")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = sql("bob", "projects", "select count(*) from notes")
+    assert proc.returncode == 0 and int(proc.stdout.strip()) >= 1, proc.stdout + proc.stderr
+    proc = sql("bob", "projects", "insert into notes values ('from bob')")
+    assert proc.returncode != 0 and "permission denied for table notes" in proc.stderr, proc.stdout + proc.stderr
+    proc = sql("bob", "ledger", "select 1")
+    assert proc.returncode != 0 and "permission denied for database" in proc.stderr, proc.stdout + proc.stderr
+    # The cluster's own database is not the spec's: no remote entry for it at all.
+    proc = sql("alice", "postgres", "select 1")
+    assert proc.returncode != 0 and "pg_hba.conf rejects connection" in proc.stderr, proc.stdout + proc.stderr
+
+
+def test_without_a_ticket_postgresql_refuses(domain):
+    proc = sql(None, "projects", "select 1")
+    assert proc.returncode != 0 and "GSSAPI" in proc.stderr, proc.stdout + proc.stderr
+
+
+
 def test_second_apply_changes_nothing(domain):
     path = domain["dir"] / "second.json"
     proc, seconds = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(path))
@@ -543,6 +592,46 @@ def test_a_user_added_to_the_spec_gets_a_mailbox_on_the_next_apply(domain, tmp_p
                 "password": _secrets()["LAB_ALICE_PW"], "to": f"carol@{DOMAIN}", "subject": subject,
                 "read": True, "reader": "carol", "reader_password": os.environ["LAB_CAROL_PW"]})
     assert out == {"send": ["ok", "sent"], "read": ["ok", 1]}, out
+
+
+def test_postgresql_keeps_working_when_the_machine_password_changes(domain):
+    db1 = "10.231.0.27"
+    keytab = "/etc/postgresql/15/main/krb5.keytab"
+    kvnos = f"klist -k {keytab} | awk '/postgres\\/db1.ad.lab.test/ {{print $1}}' | sort -n | tail -1"
+    before = run(db1, kvnos).stdout.strip()
+    assert before, f"no postgres keys in {keytab}"
+    assert run(db1, "net ads changetrustpw").returncode == 0
+    # winbind rewrote /etc/krb5.keytab with the new keys; the path unit hands them to PostgreSQL.
+    deadline = time.monotonic() + 30
+    while run(db1, kvnos).stdout.strip() == before or run(db1, f"cmp -s /etc/krb5.keytab {keytab}").returncode:
+        assert time.monotonic() < deadline, "PostgreSQL's keytab did not follow the machine password"
+        time.sleep(1)
+    proc = sql("alice", "projects", "select current_user")
+    assert proc.returncode == 0 and proc.stdout.strip() == "alice", proc.stdout + proc.stderr
+
+
+def test_a_user_added_to_a_granted_group_gets_access_on_the_next_apply(domain, tmp_path):
+    data = yaml.safe_load(SPEC.read_text())
+    for u in data["users"]:
+        if u["name"] == "bob":
+            u["groups"] = [*u["groups"], "engineering"]
+    db1 = next(h for h in data["hosts"] if h["name"] == "db1")
+    for d in db1["databases"]:
+        if d["name"] == "projects":
+            d["read_only"] = {}  # bob now gets his access through engineering
+    spec = tmp_path / "lab-domain.yml"
+    spec.write_text(yaml.safe_dump(data))
+    proc, _ = provision("apply", str(spec), "--skip-preflight")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    proc = sql("bob", "projects", "insert into notes values ('bob, now an engineer')")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # And back: out of the group, read only again; the rows stay.
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    proc = sql("bob", "projects", "insert into notes values ('again')")
+    assert proc.returncode != 0 and "permission denied" in proc.stderr, proc.stdout + proc.stderr
+    proc = sql("bob", "projects", "select count(*) from notes where line = 'bob, now an engineer'")
+    assert proc.returncode == 0 and proc.stdout.strip() == "1", proc.stdout + proc.stderr
 
 
 # --------------------------------------------------------------------------- joins repaired, left, removed
