@@ -24,6 +24,7 @@ from provision.model import (
     DEFAULT_ORDER,
     DOMAIN_ROLES,
     STAGE_ROLES,
+    TLS_ROLES,
     Database,
     Domain,
     FirewallPolicy,
@@ -597,7 +598,7 @@ def _check_mail(
         role = h.get("role")
         if "mail" in h and role != "mail_server":
             found.error(f"hosts[{i}].mail", f"only a host with role mail_server serves mail (this one is {role})")
-        if "tls" in h and role not in ("domain_controller", "mail_server", "database_server"):
+        if "tls" in h and role not in {r.value for r in TLS_ROLES}:
             found.error(
                 f"hosts[{i}].tls",
                 "only domain controllers (LDAPS), mail and database servers present a certificate "
