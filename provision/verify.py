@@ -289,12 +289,18 @@ def run(
         f"--rootdir={module}",
         "-o",
         "addopts=",
+        # The checks' own messages say what is wrong: no assertion rewriting, which parses
+        # and rewrites every module of every pytest plugin's distribution on import.
+        "--assert=plain",
     ]
     if workers > 1:
-        argv += ["-n", str(workers), "--dist", "loadgroup"]
+        argv += ["-p", "xdist.plugin", "-n", str(workers), "--dist", "loadgroup"]
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp)
+        # Only the plugins named above: whatever else is installed beside pytest (hypothesis,
+        # coverage...) would load into the run and into every worker.
+        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp, env=env)
         assert proc.stdout is not None
         for line in proc.stdout:
             if progress is not None and line.strip():

@@ -157,3 +157,38 @@ def test_apply_follows_the_spec_rollout_order(tmp_path: Path) -> None:
         ("Workstations and file servers", ["fs1", "ws1", "ws2"]),
         ("Mail servers", ["mx1"]),
     ]
+
+
+def test_engine_settings_are_settings_ansible_knows(tmp_path: Path) -> None:
+    """A misspelt ANSIBLE_* name is silently ignored by ansible-core (ANSIBLE_INTERPRETER_PYTHON
+    once left interpreter discovery running on every host, every run): each environment
+    name and each key of the written ansible.cfg must be one ansible-core or its ssh
+    connection plugin declares, and the file must resolve to our values."""
+    import configparser
+
+    from ansible import constants
+    from ansible.config.manager import ConfigManager
+    from ansible.plugins.loader import connection_loader
+
+    from provision.inventory import ansible_settings
+
+    connection_loader.get("ssh", class_only=True)  # loads the plugin's option definitions
+    definitions = [
+        *constants.config.get_configuration_definitions().values(),
+        *constants.config.get_configuration_definitions("connection", "ssh").values(),
+    ]
+    env_names = {env["name"] for d in definitions for env in d.get("env", [])}
+    ini_keys = {(entry["section"], entry["key"]) for d in definitions for entry in d.get("ini", [])}
+
+    net = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+    settings = ansible_settings(net, 5, tmp_path)
+    assert sorted(set(settings) - env_names) == []
+
+    cfg = next(p for p in write_inventory(net, tmp_path / "out") if p.name == "ansible.cfg")
+    parser = configparser.ConfigParser()
+    parser.read(cfg)
+    used = {(section, key) for section in parser.sections() for key in parser[section]}
+    assert sorted(used - ini_keys) == []
+    resolved = ConfigManager(conf_file=str(cfg))
+    assert resolved.get_config_value("INTERPRETER_PYTHON") == settings["ANSIBLE_PYTHON_INTERPRETER"]
+    assert resolved.get_config_value("HOST_KEY_CHECKING") is True

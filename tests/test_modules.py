@@ -416,6 +416,26 @@ def test_address_in_networks() -> None:
         net.address_in("not-an-address", ["10.0.0.0/8"])
 
 
+def test_domain_hosts_and_time_sources() -> None:
+    net = _load(PLAYBOOKS / "filter_plugins" / "provision_net.py")
+    dcs = [{"name": "dc1", "address": "10.231.0.10"}, {"name": "dc2", "address": "10.231.0.11"}]
+    assert net.domain_hosts(dcs, "ws1", "10.231.0.50", "lab.example") == [
+        {"name": "dc1.lab.example", "address": "10.231.0.10"},
+        {"name": "dc2.lab.example", "address": "10.231.0.11"},
+        {"name": "ws1.lab.example", "address": "10.231.0.50"},
+    ]
+    # A DC is listed once, with its own address; a dotted name is taken as it is.
+    assert net.domain_hosts(dcs, "dc2", "10.231.0.11", "lab.example")[1:] == [
+        {"name": "dc2.lab.example", "address": "10.231.0.11"}
+    ]
+    assert net.domain_hosts([], "ws1.other.example", "10.0.0.5", "lab.example") == [
+        {"name": "ws1.other.example", "address": "10.0.0.5"}
+    ]
+    assert net.time_sources(dcs, "dc1", ["ntp.example"]) == ["ntp.example"]
+    assert net.time_sources(dcs, "dc2", ["ntp.example"]) == ["10.231.0.10"]
+    assert net.time_sources(dcs, "ws1", ["ntp.example"]) == ["10.231.0.10", "10.231.0.11"]
+
+
 # --------------------------------------------------------------------------- every module
 
 

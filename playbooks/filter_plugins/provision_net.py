@@ -29,6 +29,33 @@ def ca_files(certificates: Iterable[str], directory: str) -> list[dict[str, str]
     ]
 
 
+def domain_hosts(dcs: Iterable[dict[str, str]], host: str, address: str, dns_domain: str) -> list[dict[str, str]]:
+    """/etc/hosts entries of a domain host: every DC and the host itself by fully qualified
+    name (Samba wants the FQDN on the LAN address, never on 127.0.1.1); a later entry of the
+    same name wins, so a DC's own address is the one the spec gives it."""
+    entries: dict[str, str] = {}
+    for name, addr in [*((d["name"], d["address"]) for d in dcs), (host, address)]:
+        fqdn = name if "." in name else f"{name}.{dns_domain}"
+        entries[fqdn] = addr
+    return [{"name": n, "address": a} for n, a in entries.items()]
+
+
+def time_sources(dcs: Iterable[dict[str, str]], host: str, ntp_servers: Iterable[str]) -> list[str]:
+    """Where a domain host takes its time: the first DC from the network's NTP servers, the
+    other DCs from the first DC, members and workstations from every DC."""
+    dcs = list(dcs)
+    if host == dcs[0]["name"]:
+        return list(ntp_servers)
+    if host in {d["name"] for d in dcs}:
+        return [dcs[0]["address"]]
+    return [d["address"] for d in dcs]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"provision_address_in": address_in, "provision_ca_files": ca_files}
+        return {
+            "provision_address_in": address_in,
+            "provision_ca_files": ca_files,
+            "provision_domain_hosts": domain_hosts,
+            "provision_time_sources": time_sources,
+        }

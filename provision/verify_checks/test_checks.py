@@ -36,7 +36,8 @@ def test_check(check: dict[str, Any], target: Host) -> None:
 @kind
 def check_host_key(host: Host) -> None:
     """Connecting at all proves it: the backend rejects unknown and changed keys."""
-    assert host.run("true").rc == 0
+    res = host.run("true")
+    assert res.rc == 0, f"a command over SSH failed (exit {res.rc}): {res.stderr.strip()}"
 
 
 @kind
