@@ -23,6 +23,7 @@ from provision import shares
 from provision.errors import ProvisionError
 from provision.model import Host, Mode, Network, Role
 from provision.report import Check
+from provision.resources import playbooks_dir
 
 SHARE_ROLES = (Role.PEER, Role.FILE_SERVER)
 MEMBER_ROLES = (Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER, Role.WORKSTATION)
@@ -30,6 +31,18 @@ MEMBER_ROLES = (Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER, Role.W
 SERVING_ROLES = (Role.PEER, Role.FILE_SERVER, Role.DOMAIN_CONTROLLER)
 # Sections the roles write on their own: samba_dc's [sysvol] and [netlogon]; [homes] where the spec asks.
 DC_SECTIONS = ("netlogon", "sysvol")
+
+
+def postgres_cluster() -> dict[str, str]:
+    """The PostgreSQL cluster the database_server role keeps, from the role's own defaults
+    (one place says which version and cluster): its unit and its keytab."""
+    import yaml
+
+    defaults = yaml.safe_load((playbooks_dir() / "roles/database_server/defaults/main.yml").read_text())
+    version, name = str(defaults["database_server_version"]), str(defaults["database_server_cluster"])
+    return {"unit": f"postgresql@{version}-{name}.service", "keytab": f"/etc/postgresql/{version}/{name}/krb5.keytab"}
+
+
 CLOCK_LIMIT = 60.0  # seconds of offset tolerated; Kerberos fails at 300
 
 
@@ -186,11 +199,15 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
             )
         if h.role is Role.DATABASE_SERVER and network.domain is not None:
             fqdn = f"{h.name}.{network.domain.dns_domain}"
-            add(CheckSpec(h.name, "postgresql", "database_services"))
+            cluster = postgres_cluster()
+            add(CheckSpec(h.name, "postgresql", "database_services", {"unit": cluster["unit"]}))
             add(CheckSpec(h.name, "tls on 5432", "tls_port", {"port": 5432, "starttls": "postgres", "name": fqdn}))
             add(
                 CheckSpec(
-                    h.name, "service keys", "service_keys", {"principal": f"postgres/{fqdn}@{network.domain.realm}"}
+                    h.name,
+                    "service keys",
+                    "service_keys",
+                    {"principal": f"postgres/{fqdn}@{network.domain.realm}", "keytab": cluster["keytab"]},
                 )
             )
             if h.databases:

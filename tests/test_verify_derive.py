@@ -53,9 +53,26 @@ def test_domain_checks_per_role() -> None:
 
 
 def test_every_derived_kind_has_a_check_function() -> None:
+    import inspect
+
     for path in (ROOT / "inventories").glob("*.yml"):
         for c in verify.derive(spec.load_network(path)):
             assert c.kind in KINDS, c.kind
+            # The parameters are exactly what the check takes (the host comes first).
+            inspect.signature(KINDS[c.kind]).bind(None, **c.params)
+
+
+def test_database_checks_name_the_cluster_the_role_keeps() -> None:
+    import yaml
+
+    defaults = yaml.safe_load((ROOT / "playbooks/roles/database_server/defaults/main.yml").read_text())
+    version, cluster = defaults["database_server_version"], defaults["database_server_cluster"]
+    checks = verify.derive(spec.load_network(ROOT / "inventories" / "lab-domain.yml"))
+    services = next(c for c in checks if c.host == "db1" and c.kind == "database_services")
+    keys = next(c for c in checks if c.host == "db1" and c.kind == "service_keys")
+    assert services.params == {"unit": f"postgresql@{version}-{cluster}.service"}
+    assert keys.params["keytab"] == f"/etc/postgresql/{version}/{cluster}/krb5.keytab"
+    assert keys.params["principal"] == "postgres/db1.ad.lab.test@AD.LAB.TEST"
 
 
 def test_join_check_matches_how_each_role_joins() -> None:

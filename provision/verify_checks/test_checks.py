@@ -378,17 +378,16 @@ def check_mailboxes(host: Host, users: list[str], domain: str) -> None:
 
 
 @kind
-def check_database_services(host: Host) -> None:
-    for unit in ("postgresql@15-main.service", "provision-postgres-keytab.path"):
-        state = host.run("systemctl is-active %s", unit).stdout.strip()
-        assert state == "active", f"{unit} is {state}"
+def check_database_services(host: Host, unit: str) -> None:
+    for name in (unit, "provision-postgres-keytab.path"):
+        state = host.run("systemctl is-active %s", name).stdout.strip()
+        assert state == "active", f"{name} is {state}"
 
 
 @kind
-def check_service_keys(host: Host, principal: str) -> None:
+def check_service_keys(host: Host, principal: str, keytab: str) -> None:
     """A ticket the KDC issues now for the service opens with PostgreSQL's keytab (its keys
     follow the machine password); the ticket is asked for with the machine account's own."""
-    keytab = "/etc/postgresql/15/main/krb5.keytab"
     account = host.run("net ads status -P").stdout
     name = next(
         (line.split(":", 1)[1].strip() for line in account.splitlines() if line.startswith("sAMAccountName:")), ""
