@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from provision import errors, spec
+from provision import errors, policy, spec
 from provision.advise import advise
 from provision.errors import Problem, ProvisionError, SpecError, StrictWarnings
 from provision.model import Network
@@ -208,6 +208,13 @@ def plan(spec_path: Path, fmt: str) -> None:
             click.echo(f"  list {address}: {', '.join(members) or 'no member in the spec'}")
         for server, account in m["lookups"].items():
             click.echo(f"  {server} looks users up as {account} (its own account, not the Administrator)")
+    pol = p["policy"] or {"effective": []}
+    if p["policy"]:
+        click.echo(f"Login and sudo (access: {pol['access']} policy, sudo: {pol['sudo']} policy; root's key always):")
+    for item in pol["effective"]:
+        where = item["role"] + (f" ({summarize_names(item['hosts'])})" if item["hosts"] else "")
+        click.echo(f"  {where:<18} login: {', '.join(item['login']) or 'nobody'}")
+        click.echo(f"  {'':<18} sudo:  {', '.join(item['sudo']) or 'nobody'}")
     r = p["rollout"]
     click.echo(f"Rollout: batch {r['batch']}, stop past {r['max_fail_percent']}% failed, {len(r['steps'])} step(s):")
     for i, step in enumerate(r["steps"], 1):
@@ -222,6 +229,36 @@ def _echo_advice(items: list[Problem]) -> None:
     click.echo("Advice:")
     for a in items:
         click.echo(f"  {a.severity}: {a.message}")
+
+
+@cli.group(name="policy")
+def policy_group() -> None:
+    """Ask the spec's login and sudo policy questions offline (no host is contacted)."""
+
+
+@policy_group.command(name="test")
+@spec_argument
+@click.argument("user")
+@click.argument("host")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def policy_test(spec_path: Path, user: str, host: str, fmt: str) -> None:
+    """May USER log in on HOST, and run what with sudo, by which rule. Exit 0: may log in; 1: refused."""
+    found = policy.answer(_load(spec_path), user, host)
+    if fmt == "json":
+        click.echo(json.dumps(found, indent=2))
+    else:
+        login = found["login"]
+        click.echo(f"{user} on {found['host']} ({found['role']}): login {'allowed' if login['allowed'] else 'refused'}")
+        click.echo(f"  {login['reason']}")
+        for grant in found["sudo"]:
+            extra = ", no password" if grant["nopasswd"] else ""
+            click.echo(
+                f"  sudo: {', '.join(grant['commands'])}{extra} by policies.sudo[{grant['rule']}] ({grant['reason']})"
+            )
+        if login["allowed"] and not found["sudo"]:
+            click.echo("  sudo: nothing")
+    if not found["login"]["allowed"]:
+        click.get_current_context().exit(1)
 
 
 @cli.command(name="advise")

@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 from collections.abc import Collection, Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,9 @@ def global_vars(network: Network) -> dict[str, Any]:
         "provision_firewall_enabled": p.firewall.enabled,
         "provision_firewall_allow_from": list(p.firewall.allow_from),
         "provision_unattended_upgrades": p.unattended_upgrades,
+        # Login and sudo policy (workgroup peers enforce it with their own files); null: the defaults.
+        "provision_policy_access": None if p.access is None else [asdict(r) for r in p.access],
+        "provision_policy_sudo": [asdict(r) for r in p.sudo or ()],
         "provision_smb_min_protocol": p.smb.min_protocol,
         "provision_smb_signing": "mandatory" if network.mode is Mode.DOMAIN else p.smb.signing,
         "provision_smb_encryption": p.smb.encryption,

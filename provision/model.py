@@ -195,11 +195,38 @@ class FirewallPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessRule:
+    """policies.access[]: these accounts may (allow) or may not log in on these hosts."""
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    everyone: bool = False
+    roles: tuple[str, ...] = ()  # role values, or "all"
+    hosts: tuple[str, ...] = ()  # host names, ranges expanded
+    allow: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SudoRule:
+    """policies.sudo[]: these accounts may run these commands as root on these hosts."""
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ("ALL",)
+    nopasswd: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Policies:
     password: PasswordPolicy = field(default_factory=PasswordPolicy)
     smb: SmbPolicy = field(default_factory=SmbPolicy)
     firewall: FirewallPolicy = field(default_factory=FirewallPolicy)
     unattended_upgrades: bool = False
+    # None: the section is absent and the defaults of provision.policy apply.
+    access: tuple[AccessRule, ...] | None = None
+    sudo: tuple[SudoRule, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

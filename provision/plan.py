@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from provision import policy
 from provision.advise import advise
 from provision.errors import Problem
 from provision.model import Host, Mode, Network, Role
@@ -64,6 +65,16 @@ class Plan:
             ],
             "printers": [{"host": h.name, "printer": p.name} for h in n.hosts for p in h.printers],
             "mail": _mail(n),
+            # Enforced on workgroup peers only so far: a domain gets no claim about its logins.
+            "policy": (
+                {
+                    "access": "spec" if n.policies.access is not None else "default",
+                    "sudo": "spec" if n.policies.sudo is not None else "default",
+                    "effective": policy.effective(n),
+                }
+                if n.mode is Mode.WORKGROUP
+                else None
+            ),
             "databases": [
                 {
                     "host": h.name,

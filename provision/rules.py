@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision import policy
 from provision.errors import Problem
 from provision.model import (
     DEFAULT_ORDER,
     DOMAIN_ROLES,
     STAGE_ROLES,
     TLS_ROLES,
+    AccessRule,
     Database,
     Domain,
     FirewallPolicy,
@@ -42,6 +44,7 @@ from provision.model import (
     Share,
     SmbPolicy,
     Ssh,
+    SudoRule,
     TlsFiles,
     User,
 )
@@ -280,7 +283,35 @@ def cross_check(data: Mapping[str, Any], bad: set[str], base_dir: Path | None = 
     elif mode == "workgroup" and "domain" in data:
         found.error("domain", "a 'domain' block only applies in domain mode (network.mode: domain)")
     _check_policies(data, mode, bad, found)
+    _check_access_policy(data, hosts, groups, mode, bad, found)
     return found
+
+
+def _check_access_policy(
+    data: Mapping[str, Any], hosts: list[Any], groups: set[str], mode: Any, bad: set[str], found: Found
+) -> None:
+    """policies.access and policies.sudo name the spec's accounts and hosts (provision.policy)."""
+    policies = _dict(data.get("policies"))
+    if policies.get("access") is None and not policies.get("sudo"):
+        return
+    if mode == "domain":
+        # A domain keeps its policy in the directory, for every client to read (issue 15): until
+        # that is built, refuse what would not be enforced rather than pretend.
+        found.error(
+            "policies",
+            "policies.access and policies.sudo are enforced on workgroup peers only for now; a domain will "
+            "keep them in its directory. Remove them from a domain spec",
+        )
+        return
+    members = {
+        str(_dict(u).get("name")): {g for g in _list(_dict(u).get("groups")) if isinstance(g, str)}
+        for u in _list(data.get("users"))
+        if isinstance(_dict(u).get("name"), str)
+    }
+    named = [(h.name, str(_dict(hosts[h.index]).get("role"))) for h in found.hosts]
+    problems = policy.check(data, named, members, groups, mode, expand_range, lambda path: _is_bad(path, bad))
+    for severity, path, message in problems:
+        (found.error if severity == "error" else found.warn)(path, message)
 
 
 def _check_subnets(network: Mapping[str, Any], bad: set[str], found: Found) -> None:
@@ -1372,6 +1403,8 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
             allow_from=tuple(fw.get("allow_from") or net["subnets"]),
         ),
         unattended_upgrades=pol.get("unattended_upgrades", False),
+        access=None if pol.get("access") is None else tuple(_access_rule(r) for r in pol["access"]),
+        sudo=None if not pol.get("sudo") else tuple(_sudo_rule(r) for r in pol["sudo"]),
     )
     ro = data.get("rollout", {})
     order = tuple(tuple(Role(r) for r in stage) for stage in _stages(ro.get("order"))) or tuple(
@@ -1420,6 +1453,32 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
             _resolve_path(ref["file"], base_dir) or ref["file"]
             for ref in data.get("tls", {}).get("ca_certificates", ())
         ),
+    )
+
+
+def _host_names(selectors: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for sel in selectors for n in (expand_range(sel) or [sel])))
+
+
+def _access_rule(raw: Mapping[str, Any]) -> AccessRule:
+    return AccessRule(
+        users=tuple(raw.get("users", ())),
+        groups=tuple(raw.get("groups", ())),
+        everyone=raw.get("everyone", False),
+        roles=tuple(raw.get("roles", ())),
+        hosts=_host_names(raw.get("hosts", [])),
+        allow=raw.get("allow", True),
+    )
+
+
+def _sudo_rule(raw: Mapping[str, Any]) -> SudoRule:
+    return SudoRule(
+        users=tuple(raw.get("users", ())),
+        groups=tuple(raw.get("groups", ())),
+        roles=tuple(raw.get("roles", ())),
+        hosts=_host_names(raw.get("hosts", [])),
+        commands=tuple(raw.get("commands", ("ALL",))),
+        nopasswd=raw.get("nopasswd", False),
     )
 
 

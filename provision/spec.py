@@ -616,6 +616,11 @@ def _pattern_text(path: Path_, error: ValidationError) -> str:
     }
     if last in texts:
         return texts[str(last)]
+    if isinstance(last, int) and owner == "commands":
+        return (
+            "is not 'ALL' nor a command by absolute path with its arguments: no wildcards, quotes, "
+            "backslashes, line breaks or tabs, and none of , : = (sudo reads them as syntax)"
+        )
     if isinstance(last, int) and owner in ("dcs", "hosts"):
         return "is not a valid host name (lower-case letters, digits, '-')"
     if isinstance(last, int) or last in ("users", "groups", "owner", "group"):

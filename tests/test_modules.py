@@ -267,6 +267,19 @@ def test_files_an_exclusive_directory_keeps_only_the_listed_files(tmp_path: Path
     assert run_module("provision_files", args)["changed"] is False
 
 
+def test_files_absent_ones_are_removed_once(tmp_path: Path) -> None:
+    gone, kept = tmp_path / "sudoers-provision", tmp_path / "kept.conf"
+    gone.write_text("alice ALL=(root) ALL\n")
+    args = {"files": [{"path": str(kept), "content": "k\n"}], "absent": [str(gone), str(tmp_path / "never")]}
+    dry = run_module("provision_files", args, check=True)
+    assert dry["changed_files"] == [str(kept), str(gone)] and gone.exists()
+    first = run_module("provision_files", args)
+    assert first["changed_files"] == [str(kept), str(gone)] and not gone.exists()
+    assert run_module("provision_files", args)["changed"] is False
+    both = run_module("provision_files", {"files": [{"path": str(kept), "content": "k\n"}], "absent": [str(kept)]})
+    assert "both wanted and absent" in both["msg"] and kept.exists()
+
+
 def test_files_check_mode_and_diff(tmp_path: Path) -> None:
     a = tmp_path / "a.conf"
     a.write_text("old line\n")

@@ -61,6 +61,13 @@ options:
     type: list
     elements: dict
     default: []
+  absent:
+    description:
+      - Files the role no longer wants (a setting switched off); each is removed when present, and reported
+        in C(changed_files). A path listed in I(files) too is refused.
+    type: list
+    elements: path
+    default: []
 """
 
 EXAMPLES = r"""
@@ -176,6 +183,7 @@ def main() -> None:
         argument_spec={
             "files": {"type": "list", "elements": "dict", "required": True, "options": FILE_SPEC},
             "directories": {"type": "list", "elements": "dict", "default": [], "options": DIR_SPEC},
+            "absent": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
     )
@@ -214,6 +222,14 @@ def main() -> None:
                 if not os.path.isdir(os.path.dirname(path)):
                     raise Refused(f"the directory of {path} does not exist")
                 write(module, path, data, uid, gid, mode, spec.get("validate"))
+        for path in module.params["absent"]:
+            if path in seen:
+                raise Refused(f"{path} is both wanted and absent")
+            if os.path.lexists(path):
+                changed_files.append(path)
+                diffs.append({"before": f"{path}\n", "after": "", "before_header": path, "after_header": path})
+                if not check:
+                    os.unlink(path)
         for spec in module.params["directories"]:
             if not spec["exclusive"]:
                 continue

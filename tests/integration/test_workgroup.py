@@ -259,3 +259,56 @@ def test_spec_change_converges(applied, lab_ssh, tmp_path) -> None:
     code, out = provision("apply", str(SPEC), "--skip-preflight")
     assert code == 0, out
     assert can_write(lab_ssh, applied["peer1"], "peer3", "scratch", "carol")
+
+
+def _may_log_in(lab_ssh, address: str, user: str) -> bool:
+    """A real PAM account check: root's su runs the account phase (pam_access) for the user."""
+    return lab_ssh.run(address, f"su -s /bin/sh -c true {shlex.quote(user)}").returncode == 0
+
+
+def test_login_and_sudo_policy_is_enforced_and_taken_back(applied, lab_ssh, tmp_path) -> None:
+    """policies.access / policies.sudo on the peers' local users: su (PAM account phase)
+    and sudo prove what the spec says; a second apply changes nothing; removing the
+    section gives Debian's PAM and no sudoers file back."""
+    import yaml
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["policies"]["access"] = [
+        {"users": ["bob"], "hosts": ["peer1"], "allow": False},
+        {"groups": ["staff"], "roles": ["peer"]},
+    ]
+    data["policies"]["sudo"] = [
+        {"users": ["alice"], "roles": ["all"]},
+        {"users": ["bob"], "hosts": ["peer2"], "commands": ["/usr/bin/systemctl restart smbd"], "nopasswd": True},
+    ]
+    with_policy = tmp_path / "policy.yml"
+    with_policy.write_text(yaml.safe_dump(data, sort_keys=False))
+    code, out = provision("apply", str(with_policy), "--skip-preflight")
+    assert code == 0, out
+    peer1, peer2 = applied["peer1"], applied["peer2"]
+    assert _may_log_in(lab_ssh, peer1, "alice")
+    assert not _may_log_in(lab_ssh, peer1, "bob")  # refused by the first rule
+    assert not _may_log_in(lab_ssh, peer1, "carol")  # no rule lets her in (not in staff)
+    assert _may_log_in(lab_ssh, peer2, "bob")
+    assert lab_ssh.run(peer1, "su -s /bin/sh -c true root").returncode == 0  # root always
+    # sudo: alice may run anything (with her password), bob only his one command, without one.
+    listed = lab_ssh.run(peer1, "sudo -l -U alice").stdout
+    assert "(root) ALL" in listed, listed
+    nopasswd = lab_ssh.run(peer2, "su -s /bin/sh -c 'sudo -n /usr/bin/systemctl restart smbd' bob")
+    assert nopasswd.returncode == 0, nopasswd.stdout + nopasswd.stderr
+    other = lab_ssh.run(peer2, "su -s /bin/sh -c 'sudo -n /usr/bin/id' bob")
+    assert other.returncode != 0
+    assert lab_ssh.run(peer2, "su -s /bin/sh -c 'sudo -n true' alice").returncode != 0  # asks her password
+    report = tmp_path / "again.json"
+    code, out = provision("apply", str(with_policy), "--skip-preflight", "--report-json", str(report))
+    assert code == 0, out
+    assert sum(h["changed"] for h in json.loads(report.read_text())["hosts"].values()) == 0
+    # provision policy test answers the same questions offline.
+    code, out = provision("policy", "test", str(with_policy), "bob", "peer1")
+    assert code == 1 and "policies.access[0]" in out
+    # Back to the spec without a policy: PAM and sudoers as Debian has them.
+    code, out = provision("apply", str(SPEC), "--skip-preflight")
+    assert code == 0, out
+    assert _may_log_in(lab_ssh, peer1, "bob") and _may_log_in(lab_ssh, peer1, "carol")
+    left = lab_ssh.run(peer1, "grep -c pam_access /etc/pam.d/common-account; ls /etc/sudoers.d")
+    assert left.stdout.split()[0] == "0" and "provision" not in left.stdout, left.stdout

@@ -1,0 +1,49 @@
+"""The spec's login and sudo policy as a host's own files (pam_access and sudoers), decided on
+the controller: the rules that cover the host, in the spec's order.
+
+The names and commands were checked by provision (accounts of the spec, commands by absolute
+path without sudoers syntax characters); these filters only arrange them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def _covers(rule: Mapping[str, Any], host: str, role: str) -> bool:
+    return "all" in rule.get("roles", []) or role in rule.get("roles", []) or host in rule.get("hosts", [])
+
+
+def access_lines(rules: Iterable[Mapping[str, Any]], host: str, role: str, connecting: str = "root") -> list[str]:
+    """pam_access lines (first match wins, as in the spec): root and the account the
+    controller connects as first, whatever the policy says (the controller's key is the
+    break-glass path); cron jobs are not logins; then the rules that cover this host; then
+    everyone else is refused."""
+    lines = ["+:root:ALL"] + ([f"+:{connecting}:ALL"] if connecting != "root" else []) + ["+:ALL:cron crond"]
+    for rule in rules:
+        if not _covers(rule, host, role):
+            continue
+        who = ["ALL"] if rule.get("everyone") else [*rule.get("users", []), *(f"({g})" for g in rule.get("groups", []))]
+        lines.append(f"{'+' if rule.get('allow', True) else '-'}:{' '.join(who)}:ALL")
+    lines.append("-:ALL:ALL")
+    return lines
+
+
+def sudoers_lines(rules: Iterable[Mapping[str, Any]], host: str, role: str) -> list[str]:
+    """sudoers lines of the rules that cover this host (they add up): as root, the listed
+    commands or ALL, with NOPASSWD where the rule says so."""
+    lines = []
+    for rule in rules:
+        if not _covers(rule, host, role):
+            continue
+        commands = ", ".join(rule.get("commands", ["ALL"]))
+        tag = "NOPASSWD: " if rule.get("nopasswd") else ""
+        for who in [*rule.get("users", []), *(f"%{g}" for g in rule.get("groups", []))]:
+            lines.append(f"{who} ALL=(root) {tag}{commands}")
+    return lines
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"provision_access_lines": access_lines, "provision_sudoers_lines": sudoers_lines}

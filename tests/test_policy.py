@@ -1,0 +1,192 @@
+"""policies.access and policies.sudo: evaluation, checks, `policy test` and `plan` (pure, unmocked)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from provision import policy, spec
+from provision.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "tests" / "data" / "valid" / "policies-workgroup.yml"
+
+
+def _network(tmp_path: Path, policies: dict[str, Any] | None, base: Path = POLICIES) -> Any:
+    data = yaml.safe_load(base.read_text())
+    data.pop("policies", None)
+    if policies is not None:
+        data["policies"] = policies
+    path = tmp_path / "spec.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return spec.load_network(path), path
+
+
+def test_first_matching_access_rule_decides() -> None:
+    net = spec.load_network(POLICIES)
+    pc03, pc04, srv1 = net.host("pc03"), net.host("pc04"), net.host("srv1")
+    refused = policy.access(net, "bob", pc03)
+    assert not refused.allowed and refused.rule == 0
+    allowed = policy.access(net, "bob", pc04)
+    assert allowed.allowed and allowed.rule == 1 and "group staff" in allowed.reason
+    assert not policy.access(net, "bob", srv1).allowed
+    assert policy.access(net, "alice", srv1).rule == 2
+    # alice is in staff too: rule 1 lets her in on a PC before the admins rule.
+    assert policy.access(net, "alice", pc04).rule == 1
+
+
+def test_sudo_rules_add_up_and_range_hosts_expand() -> None:
+    net = spec.load_network(POLICIES)
+    grants = policy.sudo(net, "alice", net.host("pc07"))
+    assert [i for i, _ in grants] == [0]
+    bob = policy.sudo(net, "bob", net.host("pc07"))
+    assert [(i, r.commands, r.nopasswd) for i, r in bob] == [(1, ("/usr/bin/systemctl restart smbd",), True)]
+    assert policy.sudo(net, "bob", net.host("srv1")) == []
+    assert policy.administrators(net, net.host("srv1")) == ["alice"]
+
+
+def test_defaults_open_workstations_and_keep_servers_to_domain_admins(tmp_path: Path) -> None:
+    net = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+    assert net.policies.access is None and net.policies.sudo is None
+    assert policy.access(net, "bob", net.host("ws1")).allowed
+    refused = policy.access(net, "bob", net.host("dc1"))
+    assert not refused.allowed and "Domain Admins" in refused.reason
+    assert policy.sudo(net, "alice", net.host("ws1")) == []
+    workgroup = spec.load_network(ROOT / "inventories" / "lab-workgroup.yml")
+    assert all(policy.access(workgroup, u.name, h).allowed for u in workgroup.users for h in workgroup.hosts)
+
+
+def _problems(tmp_path: Path, policies: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    _, path = _network(tmp_path, None)
+    data = yaml.safe_load(path.read_text())
+    data["policies"] = policies
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = spec.check(path)
+    return [(p.path, p.message) for p in result.errors], [(p.path, p.message) for p in result.warnings]
+
+
+def test_a_rule_that_can_never_match_is_a_warning(tmp_path: Path) -> None:
+    errors, warnings = _problems(
+        tmp_path,
+        {
+            "access": [
+                {"groups": ["staff"], "hosts": ["pc[01:10]"]},
+                {"users": ["bob"], "hosts": ["pc[01:03]"], "allow": False},
+                {"groups": ["admins"], "roles": ["all"]},
+            ],
+            "sudo": [{"groups": ["admins"], "roles": ["all"]}],
+        },
+    )
+    assert errors == []
+    assert ("policies.access[1]", policy.NEVER_MATCHES) in warnings
+    # The admins rule still decides alice on srv1: no warning for it.
+    assert not any(path == "policies.access[2]" for path, _ in warnings)
+
+
+def test_everyone_is_never_shadowed_by_the_spec_users(tmp_path: Path) -> None:
+    # Domain users outside the spec still meet the everyone rule.
+    errors, warnings = _problems(
+        tmp_path,
+        {
+            "access": [
+                {"groups": ["staff", "admins"], "hosts": ["pc[01:10]"]},
+                {"everyone": True, "hosts": ["pc[01:10]"], "allow": False},
+                {"groups": ["admins"], "roles": ["all"]},
+            ],
+            "sudo": [{"groups": ["admins"], "roles": ["all"]}],
+        },
+    )
+    assert errors == [] and not any(path.startswith("policies.access") for path, _ in warnings), warnings
+
+
+def test_a_policy_without_any_administrator_is_refused(tmp_path: Path) -> None:
+    errors, _ = _problems(
+        tmp_path,
+        {"access": [{"groups": ["admins"], "roles": ["all"], "allow": False}, {"everyone": True, "roles": ["all"]}],
+         "sudo": [{"groups": ["admins"], "roles": ["all"]}]},
+    )
+    assert [p for p, m in errors if "no administrator" in m] == ["policies"]
+    # Hosts left without one are named in a warning instead.
+    errors, warnings = _problems(
+        tmp_path,
+        {"access": [{"groups": ["staff"], "roles": ["all"]}],
+         "sudo": [{"groups": ["admins"], "hosts": ["pc[01:09]"]}]},
+    )
+    assert errors == []
+    assert ("policies", "no user of the spec may both log in and sudo ALL on srv1, pc10") in warnings
+
+
+def test_policy_test_cli_answers_with_the_rule(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["policy", "test", str(POLICIES), "bob", "pc04"])
+    assert ok.exit_code == 0, ok.output
+    assert "login allowed" in ok.output and "policies.access[1]" in ok.output
+    assert "/usr/bin/systemctl restart smbd, no password by policies.sudo[1]" in ok.output
+    refused = runner.invoke(cli, ["policy", "test", str(POLICIES), "bob", "pc03", "--format", "json"])
+    assert refused.exit_code == 1
+    answer = json.loads(refused.output)
+    assert answer["login"] == {"allowed": False, "rule": 0, "reason": answer["login"]["reason"]}
+    assert answer["sudo"] == []
+    for args in (["mallory", "pc01"], ["bob", "pc99"]):
+        bad = runner.invoke(cli, ["policy", "test", str(POLICIES), *args])
+        assert bad.exit_code == 2 and "not a" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_plan_shows_the_effective_policy(fmt: str) -> None:
+    result = CliRunner().invoke(cli, ["plan", str(POLICIES), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    if fmt == "json":
+        effective = json.loads(result.output)["policy"]["effective"]
+        pc03 = next(e for e in effective if "pc03" in e["hosts"])
+        assert pc03["login"] == ["alice"] and pc03["sudo"] == ["alice (ALL)"]
+        others = next(e for e in effective if "pc01" in e["hosts"])
+        assert others["login"] == ["alice", "bob"]
+        assert others["sudo"] == ["alice (ALL)", "bob (/usr/bin/systemctl restart smbd, no password)"]
+        srv1 = next(e for e in effective if "srv1" in e["hosts"])
+        assert srv1["login"] == ["alice"]
+    else:
+        assert "Login and sudo (access: spec policy, sudo: spec policy" in result.output
+        assert "peer (srv1, pc03)  login: alice" in result.output
+
+
+def test_a_domain_gets_no_policy_answers_yet() -> None:
+    # Not enforced in a domain: neither plan nor policy test may claim what would happen there.
+    domain = ROOT / "inventories" / "lab-domain.yml"
+    runner = CliRunner()
+    planned = json.loads(runner.invoke(cli, ["plan", str(domain), "--format", "json"]).output)
+    assert planned["policy"] is None
+    asked = runner.invoke(cli, ["policy", "test", str(domain), "alice", "ws1"])
+    assert asked.exit_code == 2 and "workgroup" in asked.output
+
+
+def test_access_and_sudoers_lines_of_a_host() -> None:
+    import importlib.util
+
+    path = ROOT / "playbooks" / "filter_plugins" / "provision_policy.py"
+    loaded = importlib.util.spec_from_file_location("provision_policy_filters", path)
+    assert loaded is not None and loaded.loader is not None
+    filters = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(filters)
+    from dataclasses import asdict
+
+    net = spec.load_network(POLICIES)
+    access = [asdict(r) for r in net.policies.access or ()]
+    assert filters.access_lines(access, "pc03", "peer") == [
+        "+:root:ALL", "+:ALL:cron crond", "-:bob:ALL", "+:(staff):ALL", "+:(admins):ALL", "-:ALL:ALL"
+    ]
+    srv1 = filters.access_lines(access, "srv1", "peer")
+    assert srv1 == ["+:root:ALL", "+:ALL:cron crond", "+:(admins):ALL", "-:ALL:ALL"]
+    # A controller that connects as another account keeps its way in too.
+    deploy = filters.access_lines(access, "srv1", "peer", "deploy")
+    assert deploy[:3] == ["+:root:ALL", "+:deploy:ALL", "+:ALL:cron crond"]
+    sudo = [asdict(r) for r in net.policies.sudo or ()]
+    assert filters.sudoers_lines(sudo, "pc01", "peer") == [
+        "%admins ALL=(root) ALL", "bob ALL=(root) NOPASSWD: /usr/bin/systemctl restart smbd"
+    ]
+    assert filters.sudoers_lines(sudo, "srv1", "peer") == ["%admins ALL=(root) ALL"]
