@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision import shares
+from provision import policy, shares
 from provision.errors import ProvisionError
 from provision.model import Host, Mode, Network, Role
 from provision.report import Check
@@ -66,6 +66,19 @@ def _members(network: Network, share_users: Sequence[str], share_groups: Sequenc
         if set(u.groups) & set(share_groups):
             wanted.add(u.name)
     return sorted(wanted)
+
+
+def _policy_expected(network: Network, host: Host) -> dict[str, Any]:
+    """What each user of the spec may do on ``host``: log in, and which sudo commands."""
+    return {
+        "expected": {
+            u.name: {
+                "login": policy.access(network, u.name, host).allowed,
+                "sudo": sorted({c for _, rule in policy.sudo(network, u.name, host) for c in rule.commands}),
+            }
+            for u in network.users
+        }
+    }
 
 
 def join_client(host: Host) -> str:
@@ -117,6 +130,8 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                 users.update(u.name for u in network.users)
             for name in sorted(users):
                 add(CheckSpec(h.name, f"user {name}", "local_user", {"name": name}))
+            if network.policies.access is not None or network.policies.sudo:
+                add(CheckSpec(h.name, "login and sudo policy", "login_policy", _policy_expected(network, h)))
         for planned in shares.host_sections(network, h):
             # The roles' own planner says what the share is: section, directory, ACL.
             add(

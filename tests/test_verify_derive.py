@@ -256,3 +256,13 @@ def test_verify_workers_follow_the_cores_not_the_fleet() -> None:
     assert verify.default_workers(3, cpus=2) == 3
     assert verify.default_workers(100, cpus=32) == 16
     assert verify.default_workers(1, cpus=1) == 1
+
+
+def test_login_policy_check_only_where_a_policy_is_enforced() -> None:
+    net = spec.load_network(ROOT / "tests" / "data" / "valid" / "policies-workgroup.yml")
+    checks = {c.host: c for c in verify.derive(net) if c.kind == "login_policy"}
+    assert set(checks) == {h.name for h in net.hosts}
+    assert checks["pc03"].params["expected"]["bob"] == {"login": False, "sudo": ["/usr/bin/systemctl restart smbd"]}
+    assert checks["srv1"].params["expected"]["alice"] == {"login": True, "sudo": ["ALL"]}
+    for path in (ROOT / "inventories").glob("*.yml"):
+        assert not [c for c in verify.derive(spec.load_network(path)) if c.kind == "login_policy"]

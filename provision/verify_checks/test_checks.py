@@ -316,6 +316,42 @@ def check_local_user(host: Host, name: str) -> None:
     assert res.rc == 0, f"user {name} has no Samba account"
 
 
+@kind
+def check_login_policy(host: Host, expected: dict[str, dict[str, Any]]) -> None:
+    """The policy as PAM and sudo apply it: root's su runs the account phase (pam_access) for
+    each user with an account here, and sudo -l lists what each may run as root."""
+    names = " ".join(shlex.quote(n) for n in sorted(expected))
+    script = (
+        f"for u in {names}; do "
+        'if ! getent passwd "$u" >/dev/null; then echo "$u absent"; '
+        'elif su -s /bin/sh -c true "$u" 2>/dev/null; then echo "$u in"; else echo "$u out"; fi; '
+        'echo "$u sudo $(sudo -n -l -U "$u" 2>/dev/null | grep -F "(root)" | tr -s " " | tr "\\n" ";")"; done'
+    )
+    res = host.run(script)
+    assert res.rc == 0, f"cannot ask PAM and sudo: {res.stderr.strip()[:200]}"
+    login: dict[str, str] = {}
+    sudo: dict[str, str] = {}
+    for line in res.stdout.splitlines():
+        name, _, rest = line.partition(" ")
+        if rest.startswith("sudo"):
+            sudo[name] = rest[4:].strip()
+        else:
+            login[name] = rest.strip()
+    problems = []
+    for name, want in sorted(expected.items()):
+        if login.get(name) == "absent":
+            continue
+        if (login.get(name) == "in") != want["login"]:
+            problems.append(f"{name} {'may not' if want['login'] else 'may'} log in")
+        granted = sudo.get(name, "")
+        for command in want["sudo"]:
+            if command not in granted:
+                problems.append(f"{name} may not sudo {command}")
+        if not want["sudo"] and granted:
+            problems.append(f"{name} may sudo ({granted.strip(';')})")
+    assert not problems, "; ".join(problems)
+
+
 # --------------------------------------------------------------------------- domain
 
 

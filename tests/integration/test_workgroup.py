@@ -303,6 +303,21 @@ def test_login_and_sudo_policy_is_enforced_and_taken_back(applied, lab_ssh, tmp_
     code, out = provision("apply", str(with_policy), "--skip-preflight", "--report-json", str(report))
     assert code == 0, out
     assert sum(h["changed"] for h in json.loads(report.read_text())["hosts"].values()) == 0
+    # verify asks PAM and sudo the same questions on every peer, and names a peer whose
+    # policy file was edited by hand; the next apply puts it back.
+    code, out = provision("verify", str(with_policy))
+    assert code == 0, out
+    assert lab_ssh.run(peer1, "sed -i '/^-:bob:ALL$/d' /etc/security/provision-access.conf").returncode == 0
+    assert _may_log_in(lab_ssh, peer1, "bob")
+    verified = tmp_path / "verify.json"
+    code, out = provision("verify", str(with_policy), "--report-json", str(verified))
+    assert code == 6, out
+    failed = [c for c in json.loads(verified.read_text())["checks"] if c["status"] == "fail"]
+    assert [(c["host"], c["name"]) for c in failed] == [("peer1", "login and sudo policy")], failed
+    assert "bob may log in" in failed[0]["detail"]
+    code, out = provision("apply", str(with_policy), "--skip-preflight")
+    assert code == 0, out
+    assert not _may_log_in(lab_ssh, peer1, "bob")
     # provision policy test answers the same questions offline.
     code, out = provision("policy", "test", str(with_policy), "bob", "peer1")
     assert code == 1 and "policies.access[0]" in out
