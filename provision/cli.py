@@ -208,13 +208,12 @@ def plan(spec_path: Path, fmt: str) -> None:
             click.echo(f"  list {address}: {', '.join(members) or 'no member in the spec'}")
         for server, account in m["lookups"].items():
             click.echo(f"  {server} looks users up as {account} (its own account, not the Administrator)")
-    pol = p["policy"] or {"effective": []}
-    if p["policy"]:
+    if pol := p["policy"]:
         click.echo(f"Login and sudo (access: {pol['access']} policy, sudo: {pol['sudo']} policy; root's key always):")
-    for item in pol["effective"]:
-        where = item["role"] + (f" ({summarize_names(item['hosts'])})" if item["hosts"] else "")
-        click.echo(f"  {where:<18} login: {', '.join(item['login']) or 'nobody'}")
-        click.echo(f"  {'':<18} sudo:  {', '.join(item['sudo']) or 'nobody'}")
+        for item in pol["effective"]:
+            where = item["role"] + (f" ({summarize_names(item['hosts'])})" if item["hosts"] else "")
+            click.echo(f"  {where:<18} login: {', '.join(item['login']) or 'nobody'}")
+            click.echo(f"  {'':<18} sudo:  {', '.join(item['sudo']) or 'nobody'}")
     r = p["rollout"]
     click.echo(f"Rollout: batch {r['batch']}, stop past {r['max_fail_percent']}% failed, {len(r['steps'])} step(s):")
     for i, step in enumerate(r["steps"], 1):

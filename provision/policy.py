@@ -76,9 +76,10 @@ def _hosts_text(names: Sequence[str]) -> list[str]:
     return list(names) if len(names) <= SHOWN else [*names[:SHOWN], f"... ({len(names) - SHOWN} more)"]
 
 
-def access(network: Network, user: str, host: Host) -> Decision:
-    """May ``user`` (a user of the spec) log in on ``host``? First matching rule decides."""
-    members = group_members(network)
+def access(network: Network, user: str, host: Host, members: Mapping[str, set[str]] | None = None) -> Decision:
+    """May ``user`` (a user of the spec) log in on ``host``? First matching rule decides.
+    ``members``: group_members(network), when the caller asks many questions."""
+    members = group_members(network) if members is None else members
     given = network.policies.access
     rules = given if given is not None else default_access(network)
     for i, rule in enumerate(rules):
@@ -94,9 +95,11 @@ def access(network: Network, user: str, host: Host) -> Decision:
     return Decision(False, None, f"refused: no rule of policies.access matches ({len(rules)} rules, first match wins)")
 
 
-def sudo(network: Network, user: str, host: Host) -> list[tuple[int, SudoRule]]:
+def sudo(
+    network: Network, user: str, host: Host, members: Mapping[str, set[str]] | None = None
+) -> list[tuple[int, SudoRule]]:
     """The sudo rules that grant ``user`` something on ``host`` (they add up)."""
-    members = group_members(network)
+    members = group_members(network) if members is None else members
     return [
         (i, rule)
         for i, rule in enumerate(network.policies.sudo or ())
@@ -106,11 +109,12 @@ def sudo(network: Network, user: str, host: Host) -> list[tuple[int, SudoRule]]:
 
 def administrators(network: Network, host: Host) -> list[str]:
     """Users of the spec who may both log in on ``host`` and run anything there as root."""
+    members = group_members(network)
     return sorted(
         u.name
         for u in network.users
-        if access(network, u.name, host).allowed
-        and any("ALL" in rule.commands for _, rule in sudo(network, u.name, host))
+        if access(network, u.name, host, members).allowed
+        and any("ALL" in rule.commands for _, rule in sudo(network, u.name, host, members))
     )
 
 
@@ -293,7 +297,6 @@ def answer(network: Network, user: str, host_name: str) -> dict[str, Any]:
         host = network.host(host_name)
     except KeyError:
         raise PolicyQueryError(f"'{host_name}' is not a host of the spec") from None
-    assert isinstance(host, Host)
     decision = access(network, user, host)
     grants = sudo(network, user, host) if decision.allowed else []
     return {
@@ -313,11 +316,13 @@ def effective(network: Network) -> list[dict[str, Any]]:
     """``plan``: who may log in and who may sudo what, per role, or per group of hosts of a
     role when rules by host name make them differ."""
     rules = network.policies.access if network.policies.access is not None else default_access(network)
+    members = group_members(network)
     groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for h in network.hosts:
-        login = [u.name for u in network.users if access(network, u.name, h).allowed]
+        allowed = [u.name for u in network.users if access(network, u.name, h, members).allowed]
+        login = list(allowed)
         if any(r.everyone and r.allow and _covers_host(r, h) for r in rules):
-            refused = [u.name for u in network.users if u.name not in login]
+            refused = [u.name for u in network.users if u.name not in allowed]
             everyone = "every domain user" if network.mode is Mode.DOMAIN else "every user"
             login = [everyone + (f" but {', '.join(refused)}" if refused else "")]
         elif network.mode is Mode.DOMAIN and any(
@@ -325,12 +330,12 @@ def effective(network: Network) -> list[dict[str, Any]]:
         ):
             login.insert(0, DOMAIN_ADMINS)
         admins = []
-        for u in network.users:
-            if access(network, u.name, h).allowed and (granted := sudo(network, u.name, h)):
+        for name in allowed:
+            if granted := sudo(network, name, h, members):
                 commands = sorted({c for _, r in granted for c in r.commands})
                 what = "ALL" if "ALL" in commands else ", ".join(commands)
                 nopasswd = all(r.nopasswd for _, r in granted)
-                admins.append(f"{u.name} ({what}{', no password' if nopasswd else ''})")
+                admins.append(f"{name} ({what}{', no password' if nopasswd else ''})")
         groups.setdefault((h.role.value, tuple(login), tuple(admins)), []).append(h.name)
     per_role: dict[str, int] = {}
     for role, _, _ in groups:

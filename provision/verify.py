@@ -8,6 +8,7 @@ bounded concurrency), then reads the per-check outcomes the plugin records.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ SERVING_ROLES = (Role.PEER, Role.FILE_SERVER, Role.DOMAIN_CONTROLLER)
 DC_SECTIONS = ("netlogon", "sysvol")
 
 
+@functools.cache
 def postgres_cluster() -> dict[str, str]:
     """The PostgreSQL cluster the database_server role keeps, from the role's own defaults
     (one place says which version and cluster): its unit and its keytab."""
@@ -68,13 +70,13 @@ def _members(network: Network, share_users: Sequence[str], share_groups: Sequenc
     return sorted(wanted)
 
 
-def _policy_expected(network: Network, host: Host) -> dict[str, Any]:
+def _policy_expected(network: Network, host: Host, members: dict[str, set[str]]) -> dict[str, Any]:
     """What each user of the spec may do on ``host``: log in, and which sudo commands."""
     return {
         "expected": {
             u.name: {
-                "login": policy.access(network, u.name, host).allowed,
-                "sudo": sorted({c for _, rule in policy.sudo(network, u.name, host) for c in rule.commands}),
+                "login": policy.access(network, u.name, host, members).allowed,
+                "sudo": sorted({c for _, rule in policy.sudo(network, u.name, host, members) for c in rule.commands}),
             }
             for u in network.users
         }
@@ -110,6 +112,7 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
     out: list[CheckSpec] = []
     fw = network.policies.firewall
     dcs = [network.host(n) for n in network.domain.dcs] if network.domain else []
+    members = policy.group_members(network)
     for h in network.hosts if hosts is None else hosts:
         add = out.append
         add(CheckSpec(h.name, "ssh host key", "host_key"))
@@ -131,7 +134,8 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
             for name in sorted(users):
                 add(CheckSpec(h.name, f"user {name}", "local_user", {"name": name}))
             if network.policies.access is not None or network.policies.sudo:
-                add(CheckSpec(h.name, "login and sudo policy", "login_policy", _policy_expected(network, h)))
+                expected = _policy_expected(network, h, members)
+                add(CheckSpec(h.name, "login and sudo policy", "login_policy", expected))
         for planned in shares.host_sections(network, h):
             # The roles' own planner says what the share is: section, directory, ACL.
             add(

@@ -222,22 +222,20 @@ def main() -> None:
                 if not os.path.isdir(os.path.dirname(path)):
                     raise Refused(f"the directory of {path} does not exist")
                 write(module, path, data, uid, gid, mode, spec.get("validate"))
+        unwanted = []
         for path in module.params["absent"]:
             if path in seen:
                 raise Refused(f"{path} is both wanted and absent")
             if os.path.lexists(path):
-                changed_files.append(path)
-                diffs.append({"before": f"{path}\n", "after": "", "before_header": path, "after_header": path})
-                if not check:
-                    os.unlink(path)
+                unwanted.append(path)
         for spec in module.params["directories"]:
-            if not spec["exclusive"]:
-                continue
-            for stray in strays(os.path.normpath(spec["path"]), {os.path.normpath(p) for p in seen}):
-                changed_files.append(stray)
-                diffs.append({"before": f"{stray}\n", "after": "", "before_header": stray, "after_header": stray})
-                if not check:
-                    os.unlink(stray)
+            if spec["exclusive"]:
+                unwanted += strays(os.path.normpath(spec["path"]), {os.path.normpath(p) for p in seen})
+        for path in unwanted:
+            changed_files.append(path)
+            diffs.append({"before": f"{path}\n", "after": "", "before_header": path, "after_header": path})
+            if not check:
+                os.unlink(path)
     except (Refused, OSError) as exc:
         module.fail_json(msg=str(exc), changed_files=changed_files, changed_directories=changed_dirs)
     result: dict[str, Any] = {
