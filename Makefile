@@ -61,6 +61,7 @@ demo: deps venv $(DEMO_ENV)
 	if [ "$$mode" = domain ]; then \
 	  echo "try:       $(BIN)/provision lab ssh ws1 getent passwd alice   (a domain user, resolved through sssd)"; \
 	  echo "           $(BIN)/provision lab ssh ws1 smbclient -L //fs1 -U alice"; \
+	  echo "           $(BIN)/provision policy test $(SPEC) bob fs1   (who may log in where, from the spec)"; \
 	else \
 	  echo "try:       $(BIN)/provision lab ssh peer1 smbclient -L //peer2 -U alice"; \
 	fi; \
@@ -75,7 +76,7 @@ test-unit: venv
 
 lint: venv
 	$(BIN)/ruff check provision tests bench playbooks
-	$(BIN)/ruff format --check provision playbooks/library playbooks/module_utils playbooks/filter_plugins
+	$(BIN)/ruff format --check provision playbooks/library playbooks/module_utils playbooks/filter_plugins playbooks/roles/domain_member/files
 	$(BIN)/mypy
 	cd playbooks && ../$(BIN)/yamllint . && ../$(BIN)/ansible-lint --profile production
 

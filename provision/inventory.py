@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from provision import policy
 from provision.model import Group, Host, Mode, Network, Role, Share, TlsMaterial
 
 # Ansible treats inventory and extra-vars strings as templates: a spec value such as
@@ -143,7 +144,8 @@ def global_vars(network: Network) -> dict[str, Any]:
         "provision_firewall_enabled": p.firewall.enabled,
         "provision_firewall_allow_from": list(p.firewall.allow_from),
         "provision_unattended_upgrades": p.unattended_upgrades,
-        # Login and sudo policy (workgroup peers enforce it with their own files); null: the defaults.
+        # Login and sudo policy (peers and winbind members enforce it with their own files,
+        # sssd members read the directory's copy); null: the defaults.
         "provision_policy_access": None if p.access is None else [asdict(r) for r in p.access],
         "provision_policy_sudo": [asdict(r) for r in p.sudo or ()],
         "provision_smb_min_protocol": p.smb.min_protocol,
@@ -220,6 +222,10 @@ def build_inventory(
         role.value: {"hosts": members, "vars": {"provision_role": role.value}}
         for role, members in sorted(by_role.items(), key=lambda kv: list(Role).index(kv[0]))
     }
+    if Role.DOMAIN_CONTROLLER.value in roles:
+        # The login groups and sudo rules the first DC keeps in the directory, for every member
+        # of the spec (not only the run's targets): DC vars, no member host carries them.
+        roles[Role.DOMAIN_CONTROLLER.value]["vars"]["provision_policy_directory"] = policy.directory(network)
     variables = global_vars(network)
     if tls is not None:
         variables["provision_tls_ca_certificates"] = list(tls.ca_certificates)

@@ -65,16 +65,12 @@ class Plan:
             ],
             "printers": [{"host": h.name, "printer": p.name} for h in n.hosts for p in h.printers],
             "mail": _mail(n),
-            # Enforced on workgroup peers only so far: a domain gets no claim about its logins.
-            "policy": (
-                {
-                    "access": "spec" if n.policies.access is not None else "default",
-                    "sudo": "spec" if n.policies.sudo is not None else "default",
-                    "effective": policy.effective(n),
-                }
-                if n.mode is Mode.WORKGROUP
-                else None
-            ),
+            # Peers and winbind members enforce it with their own files, sssd members from the directory.
+            "policy": {
+                "access": "spec" if n.policies.access is not None else "default",
+                "sudo": "spec" if n.policies.sudo is not None else "default",
+                "effective": policy.effective(n),
+            },
             "databases": [
                 {
                     "host": h.name,

@@ -6,6 +6,11 @@ an account no rule matches is refused. Sudo rules add up. Absent sections mean t
 defaults: every user on workstations and peers, the domain's administrators (Domain
 Admins) only on servers and domain controllers, and sudo for nobody. Root's key login
 from the controller is the break-glass path: no policy applies to it.
+
+In a domain the rules also name the built-in Domain Admins group (spelt ``domain-admins``),
+whose members the directory knows, not the spec; ``everyone`` means the spec's users and the
+Domain Admins. The answer per member is kept in the directory (``directory``): one login
+group per member and one sudoRole per rule, which the members read.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from provision.model import AccessRule, Host, Mode, Network, Role, SudoRule
 
 # The domain's own administrators' group: the default on servers and domain controllers.
 DOMAIN_ADMINS = "Domain Admins"
+# How policies name it (account names of the spec are lower case; the rules fold spellings).
+DOMAIN_ADMINS_GROUP = "domain-admins"
+# The directory's login group of a member: its members may log in there.
+LOGIN_GROUP_PREFIX = "provision-login-"
 # Roles whose hosts every user may log in to when policies.access is absent.
 OPEN_ROLES = frozenset({Role.WORKSTATION.value, Role.PEER.value})
 # The warning for an access rule earlier rules leave nothing to decide.
@@ -40,12 +49,16 @@ def default_access(network: Network) -> tuple[AccessRule, ...]:
     open_roles = tuple(sorted(OPEN_ROLES))
     rules = [AccessRule(everyone=True, roles=open_roles)]
     if network.mode is Mode.DOMAIN:
-        rules.append(AccessRule(groups=(DOMAIN_ADMINS,), roles=("all",)))
+        rules.append(AccessRule(groups=(DOMAIN_ADMINS_GROUP,), roles=("all",)))
     return tuple(rules)
 
 
 def group_members(network: Network) -> dict[str, set[str]]:
+    """Group name -> user names; in a domain, domain-admins has one pseudo-member, DOMAIN_ADMINS
+    (a name with a space, which no user of the spec can have)."""
     members: dict[str, set[str]] = {g.name: set() for g in network.groups}
+    if network.mode is Mode.DOMAIN:
+        members[DOMAIN_ADMINS_GROUP] = {DOMAIN_ADMINS}
     for u in network.users:
         for g in u.groups:
             members.setdefault(g, set()).add(u.name)
@@ -66,7 +79,7 @@ def describe(rule: AccessRule | SudoRule) -> str:
     """A rule in one line, in the spec's own terms."""
     who = (["everyone"] if isinstance(rule, AccessRule) and rule.everyone else []) + [
         *(f"user {u}" for u in rule.users),
-        *(f"group {g}" for g in rule.groups),
+        *(f"group {DOMAIN_ADMINS if g == DOMAIN_ADMINS_GROUP else g}" for g in rule.groups),
     ]
     where = [*(f"role {r}" for r in rule.roles), *(f"host {h}" for h in _hosts_text(rule.hosts))]
     return f"{', '.join(who) or 'nobody'} on {', '.join(where) or 'no host'}"
@@ -74,6 +87,10 @@ def describe(rule: AccessRule | SudoRule) -> str:
 
 def _hosts_text(names: Sequence[str]) -> list[str]:
     return list(names) if len(names) <= SHOWN else [*names[:SHOWN], f"... ({len(names) - SHOWN} more)"]
+
+
+# Domain controllers take no domain logins: PAM there knows local accounts only (root's key).
+DC_DECISION = Decision(False, None, "refused: domain controllers take no domain logins (root's key only)")
 
 
 def access(network: Network, user: str, host: Host, members: Mapping[str, set[str]] | None = None) -> Decision:
@@ -143,6 +160,7 @@ def check(
     """
     policies = data.get("policies") if type(data.get("policies")) is dict else {}
     assert isinstance(policies, dict)
+    all_hosts = list(hosts)
     by_name = dict(hosts)
     present_roles = set(by_name.values())
     mode_roles = {r.value for r in Role if (r is Role.PEER) == (mode == "workgroup")}
@@ -150,6 +168,15 @@ def check(
     for u, gs in users.items():
         for g in gs:
             members.setdefault(g, set()).add(u)
+    everybody = set(users)
+    if mode == "domain":
+        # The built-in Domain Admins: members unknown to the spec, one pseudo-member stands for them.
+        groups = groups | {DOMAIN_ADMINS_GROUP}
+        members[DOMAIN_ADMINS_GROUP] = {DOMAIN_ADMINS}
+        everybody.add(DOMAIN_ADMINS)
+        # Domain controllers take no domain logins: the policy is about the members.
+        hosts = [(n, r) for n, r in hosts if r != Role.DOMAIN_CONTROLLER.value]
+        by_name = dict(hosts)
     covered: dict[str, list[tuple[set[str], set[str], Mapping[str, Any]]]] = {}
     whole = True  # every rule could be read: the administrators can be counted
     for section in ("access", "sudo"):
@@ -169,11 +196,12 @@ def check(
                 for k, name in enumerate(_names(raw.get(kind))):
                     if name not in known:
                         broken = True
-                        yield "error", f"{where}.{kind}[{k}]", f"'{name}' is not a {kind[:-1]} of the spec"
+                        hint = " (the domain's Domain Admins are written domain-admins)" if mode == "domain" else ""
+                        yield "error", f"{where}.{kind}[{k}]", f"'{name}' is not a {kind[:-1]} of the spec{hint}"
                     accounts |= members.get(name, set()) if kind == "groups" else {name}
             everyone = raw.get("everyone") is True
             if everyone:
-                accounts = set(users)
+                accounts = set(everybody)
             if not (_names(raw.get("users")) or _names(raw.get("groups")) or everyone):
                 broken = True
                 yield "error", where, "the rule names no account: give users, groups or everyone: true"
@@ -182,6 +210,12 @@ def check(
             for k, role in enumerate(roles):
                 if role == "all":
                     targets |= set(by_name)
+                elif mode == "domain" and role == Role.DOMAIN_CONTROLLER.value:
+                    yield (
+                        "warning",
+                        f"{where}.roles[{k}]",
+                        "domain controllers take no domain logins (root's key only): the rule does nothing there",
+                    )
                 elif role not in mode_roles:
                     broken = True
                     yield "error", f"{where}.roles[{k}]", f"no host of a {mode} network has role {role}"
@@ -191,7 +225,14 @@ def check(
                     targets |= {n for n, r in hosts if r == role}
             for k, sel in enumerate(_names(raw.get("hosts"))):
                 names = expand(sel) or [sel]
-                missing = [n for n in names if n not in by_name]
+                dcs = [n for n in names if n not in by_name and n in dict(all_hosts)]
+                if dcs:
+                    yield (
+                        "warning",
+                        f"{where}.hosts[{k}]",
+                        f"domain controllers take no domain logins (root's key only): {', '.join(_hosts_text(dcs))}",
+                    )
+                missing = [n for n in names if n not in by_name and n not in dcs]
                 if missing:
                     broken = True
                     shown = ", ".join(_hosts_text(missing))
@@ -285,11 +326,6 @@ def _check_administrators(
 
 def answer(network: Network, user: str, host_name: str) -> dict[str, Any]:
     """``provision policy test``: may ``user`` log in on ``host_name``, and sudo what, by which rule."""
-    if network.mode is Mode.DOMAIN:
-        raise PolicyQueryError(
-            "provision enforces policies.access and policies.sudo on workgroup peers only for now: "
-            "a domain's logins follow its clients' defaults"
-        )
     names = {u.name for u in network.users}
     if user not in names:
         raise PolicyQueryError(f"'{user}' is not a user of the spec (users: {', '.join(sorted(names)[:SHOWN])})")
@@ -297,7 +333,7 @@ def answer(network: Network, user: str, host_name: str) -> dict[str, Any]:
         host = network.host(host_name)
     except KeyError:
         raise PolicyQueryError(f"'{host_name}' is not a host of the spec") from None
-    decision = access(network, user, host)
+    decision = access(network, user, host) if host.role is not Role.DOMAIN_CONTROLLER else DC_DECISION
     grants = sudo(network, user, host) if decision.allowed else []
     return {
         "user": user,
@@ -319,15 +355,16 @@ def effective(network: Network) -> list[dict[str, Any]]:
     members = group_members(network)
     groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for h in network.hosts:
+        if h.role is Role.DOMAIN_CONTROLLER:
+            groups.setdefault((h.role.value, ("nobody: root's key only",), ()), []).append(h.name)
+            continue
         allowed = [u.name for u in network.users if access(network, u.name, h, members).allowed]
         login = list(allowed)
         if any(r.everyone and r.allow and _covers_host(r, h) for r in rules):
             refused = [u.name for u in network.users if u.name not in allowed]
-            everyone = "every domain user" if network.mode is Mode.DOMAIN else "every user"
+            everyone = "every user of the spec" if network.mode is Mode.DOMAIN else "every user"
             login = [everyone + (f" but {', '.join(refused)}" if refused else "")]
-        elif network.mode is Mode.DOMAIN and any(
-            DOMAIN_ADMINS in r.groups and r.allow and _covers_host(r, h) for r in rules
-        ):
+        if network.mode is Mode.DOMAIN and access(network, DOMAIN_ADMINS, h, members).allowed:
             login.insert(0, DOMAIN_ADMINS)
         admins = []
         for name in allowed:
@@ -349,6 +386,49 @@ def effective(network: Network) -> list[dict[str, Any]]:
         }
         for (role, login, admins), names in groups.items()
     ]
+
+
+# --------------------------------------------------------------------------- the directory's copy
+
+
+def login_group(host: Host) -> str:
+    """The directory group whose members may log in on ``host`` (a domain member)."""
+    return LOGIN_GROUP_PREFIX + host.name.lower()
+
+
+def directory(network: Network) -> dict[str, Any]:
+    """What the first DC keeps in the directory for the members to read: per member the users
+    allowed to log in (and whether Domain Admins are), per sudo rule a sudoRole (the hosts by
+    short and fully qualified name; DCs take no domain logins and are left out)."""
+    if network.mode is not Mode.DOMAIN or network.domain is None:
+        return {"logins": [], "sudo": []}
+    members = group_members(network)
+    hosts = [h for h in network.hosts if h.role is not Role.DOMAIN_CONTROLLER]
+    logins = [
+        {
+            "host": h.name,
+            "users": [u.name for u in network.users if access(network, u.name, h, members).allowed],
+            "admins": access(network, DOMAIN_ADMINS, h, members).allowed,
+        }
+        for h in hosts
+    ]
+    zone = network.domain.dns_domain
+    rules = []
+    for i, rule in enumerate(network.policies.sudo or ()):
+        covered = [h.name for h in hosts if _covers_host(rule, h)]
+        if not covered:
+            continue
+        rules.append(
+            {
+                "name": f"provision-sudo-{i}",
+                "users": list(rule.users),
+                "groups": [DOMAIN_ADMINS if g == DOMAIN_ADMINS_GROUP else g for g in rule.groups],
+                "hosts": [n for name in covered for n in (name, f"{name}.{zone}")],
+                "commands": list(rule.commands),
+                "nopasswd": rule.nopasswd,
+            }
+        )
+    return {"logins": logins, "sudo": rules}
 
 
 class PolicyQueryError(ProvisionError):

@@ -294,15 +294,6 @@ def _check_access_policy(
     policies = _dict(data.get("policies"))
     if policies.get("access") is None and not policies.get("sudo"):
         return
-    if mode == "domain":
-        # A domain keeps its policy in the directory, for every client to read (issue 15): until
-        # that is built, refuse what would not be enforced rather than pretend.
-        found.error(
-            "policies",
-            "policies.access and policies.sudo are enforced on workgroup peers only for now; a domain will "
-            "keep them in its directory. Remove them from a domain spec",
-        )
-        return
     members = {
         str(_dict(u).get("name")): {g for g in _list(_dict(u).get("groups")) if isinstance(g, str)}
         for u in _list(data.get("users"))
@@ -1003,6 +994,8 @@ def _reserved_account(name: str, kind: str) -> str | None:
     if name.startswith("_"):
         return f"'{name}': names starting with '_' are reserved for system accounts on Debian; pick another name"
     folded = _fold(name)
+    if folded.startswith("provisionlogin"):
+        return f"'{name}': names starting with provision-login- are the login groups provision keeps in a domain"
     if folded.startswith("systemd"):
         return f"'{name}' looks like a systemd system account (systemd-*); pick another name"
     if kind == "user" and folded in AD_BUILTIN_USERS | DEBIAN_SYSTEM_USERS:

@@ -155,6 +155,10 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                     },
                 )
             )
+        if network.mode is Mode.DOMAIN and h.role is not Role.DOMAIN_CONTROLLER:
+            # A domain always enforces its policy (or the defaults) on the members, from the directory.
+            expected = _policy_expected(network, h, members)
+            add(CheckSpec(h.name, "login and sudo policy", "login_policy", expected))
         if h.role in SERVING_ROLES:
             # An smb.conf section the spec does not declare (injected, or made by hand) is drift.
             add(CheckSpec(h.name, "no undeclared shares", "served_shares", served_sections(h)))

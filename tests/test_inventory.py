@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from provision import spec
+from provision import policy, spec
 from provision.inventory import build_inventory, select_hosts, write_inventory
 from provision.model import Role
 
@@ -30,7 +30,8 @@ def test_every_host_lands_in_its_role_group_once(path: Path) -> None:
     seen = [name for g in groups.values() for name in g["hosts"]]
     assert sorted(seen) == sorted(h.name for h in net.hosts)
     for role, group in groups.items():
-        assert group["vars"] == {"provision_role": role}
+        extra = {"provision_policy_directory": policy.directory(net)} if role == "domain_controller" else {}
+        assert group["vars"] == {"provision_role": role} | extra
         for name, hv in group["hosts"].items():
             assert net.host(name).role.value == role
             assert hv["ansible_host"] == net.host(name).address

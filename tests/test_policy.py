@@ -51,7 +51,7 @@ def test_sudo_rules_add_up_and_range_hosts_expand() -> None:
 
 
 def test_defaults_open_workstations_and_keep_servers_to_domain_admins(tmp_path: Path) -> None:
-    net = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+    net, _ = _network(tmp_path, {"password": {"min_length": 10}}, base=ROOT / "inventories" / "lab-domain.yml")
     assert net.policies.access is None and net.policies.sudo is None
     assert policy.access(net, "bob", net.host("ws1")).allowed
     refused = policy.access(net, "bob", net.host("dc1"))
@@ -155,14 +155,55 @@ def test_plan_shows_the_effective_policy(fmt: str) -> None:
         assert "peer (srv1, pc03)  login: alice" in result.output
 
 
-def test_a_domain_gets_no_policy_answers_yet() -> None:
-    # Not enforced in a domain: neither plan nor policy test may claim what would happen there.
-    domain = ROOT / "inventories" / "lab-domain.yml"
+DOMAIN = ROOT / "tests" / "data" / "valid" / "policies-domain.yml"
+
+
+def test_a_domain_policy_is_answered_and_kept_for_the_directory() -> None:
+    net = spec.load_network(DOMAIN)
+    kept = policy.directory(net)
+    logins = {item["host"]: item for item in kept["logins"]}
+    # DCs take no domain logins: no login group for them.
+    assert sorted(logins) == ["fs1", "ws1", "ws2"]
+    assert logins["fs1"] == {"host": "fs1", "users": ["alice"], "admins": True}
+    assert logins["ws1"]["users"] == ["alice", "bob"]
+    (rule,) = kept["sudo"]
+    assert rule["groups"] == ["admins"] and rule["commands"] == ["ALL"]
+    assert "ws1.ad.lab.test" in rule["hosts"] and "fs1" in rule["hosts"] and "dc1" not in rule["hosts"]
     runner = CliRunner()
-    planned = json.loads(runner.invoke(cli, ["plan", str(domain), "--format", "json"]).output)
-    assert planned["policy"] is None
-    asked = runner.invoke(cli, ["policy", "test", str(domain), "alice", "ws1"])
-    assert asked.exit_code == 2 and "workgroup" in asked.output
+    asked = runner.invoke(cli, ["policy", "test", str(DOMAIN), "bob", "fs1", "--format", "json"])
+    assert asked.exit_code == 1, asked.output
+    assert json.loads(asked.output)["login"]["allowed"] is False
+    on_dc = json.loads(runner.invoke(cli, ["policy", "test", str(DOMAIN), "alice", "dc1", "--format", "json"]).output)
+    assert on_dc["login"]["allowed"] is False and "domain controllers" in on_dc["login"]["reason"]
+    planned = json.loads(runner.invoke(cli, ["plan", str(DOMAIN), "--format", "json"]).output)
+    by_role = {row["role"]: row for row in planned["policy"]["effective"]}
+    assert by_role["file_server"]["login"] == ["Domain Admins", "alice"]
+    assert by_role["workstation"]["sudo"] == ["alice (ALL)"]
+
+
+def test_a_domain_without_policy_keeps_servers_to_domain_admins(tmp_path: Path) -> None:
+    net, _ = _network(tmp_path, {"password": {"min_length": 10}}, base=ROOT / "inventories" / "lab-domain.yml")
+    logins = {item["host"]: item for item in policy.directory(net)["logins"]}
+    assert logins["fs1"] == {"host": "fs1", "users": [], "admins": True}
+    assert logins["ws2"]["users"] == sorted(u.name for u in net.users) and logins["ws2"]["admins"]
+    assert policy.directory(net)["sudo"] == []
+
+
+def test_a_domain_policy_rule_on_domain_controllers_is_warned(tmp_path: Path) -> None:
+    _, path = _network(
+        tmp_path,
+        {
+            "access": [
+                {"groups": ["admins"], "roles": ["domain_controller"]},
+                {"groups": ["admins"], "roles": ["all"]},
+            ],
+            "sudo": [{"groups": ["admins"], "roles": ["all"]}],
+        },
+        base=DOMAIN,
+    )
+    found = CliRunner().invoke(cli, ["validate", str(path)])
+    assert found.exit_code == 0, found.output
+    assert "domain controllers take no domain logins" in found.output
 
 
 def test_access_and_sudoers_lines_of_a_host() -> None:
@@ -190,3 +231,8 @@ def test_access_and_sudoers_lines_of_a_host() -> None:
         "%admins ALL=(root) ALL", "bob ALL=(root) NOPASSWD: /usr/bin/systemctl restart smbd"
     ]
     assert filters.sudoers_lines(sudo, "srv1", "peer") == ["%admins ALL=(root) ALL"]
+    # A winbind domain member tests its login group; sudoers names Domain Admins sudo's way.
+    member = filters.access_lines(None, "ws2", "workstation", "root", "provision-login-ws2")
+    assert member == ["+:root:ALL", "+:ALL:cron crond", "+:(provision-login-ws2):ALL", "-:ALL:ALL"]
+    admins = [{"groups": ["domain-admins"], "roles": ["all"], "commands": ["ALL"], "nopasswd": True}]
+    assert filters.sudoers_lines(admins, "ws2", "workstation") == ["%Domain\\ Admins ALL=(root) NOPASSWD: ALL"]

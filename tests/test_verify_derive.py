@@ -265,4 +265,11 @@ def test_login_policy_check_only_where_a_policy_is_enforced() -> None:
     assert checks["pc03"].params["expected"]["bob"] == {"login": False, "sudo": ["/usr/bin/systemctl restart smbd"]}
     assert checks["srv1"].params["expected"]["alice"] == {"login": True, "sudo": ["ALL"]}
     for path in (ROOT / "inventories").glob("*.yml"):
-        assert not [c for c in verify.derive(spec.load_network(path)) if c.kind == "login_policy"]
+        derived = spec.load_network(path)
+        checked = {c.host for c in verify.derive(derived) if c.kind == "login_policy"}
+        # A workgroup without a policy keeps Debian's PAM; a domain always enforces one on its members.
+        members = {h.name for h in derived.hosts if h.role.value != "domain_controller"}
+        assert checked == (members if derived.mode.value == "domain" else set()), path.name
+    domain = spec.load_network(ROOT / "tests" / "data" / "valid" / "policies-domain.yml")
+    on = {c.host: c.params["expected"] for c in verify.derive(domain) if c.kind == "login_policy"}
+    assert on["fs1"]["bob"] == {"login": False, "sudo": []} and on["fs1"]["alice"] == {"login": True, "sudo": ["ALL"]}

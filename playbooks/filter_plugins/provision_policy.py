@@ -10,18 +10,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+# How sudoers names the domain's built-in administrators' group (policies spell it domain-admins).
+DOMAIN_ADMINS = "Domain\\ Admins"
+
 
 def _covers(rule: Mapping[str, Any], host: str, role: str) -> bool:
     return "all" in rule.get("roles", []) or role in rule.get("roles", []) or host in rule.get("hosts", [])
 
 
-def access_lines(rules: Iterable[Mapping[str, Any]], host: str, role: str, connecting: str = "root") -> list[str]:
+def access_lines(
+    rules: Iterable[Mapping[str, Any]] | None, host: str, role: str, connecting: str = "root", group: str = ""
+) -> list[str]:
     """pam_access lines (first match wins, as in the spec): root and the account the
     controller connects as first, whatever the policy says (the controller's key is the
-    break-glass path); cron jobs are not logins; then the rules that cover this host; then
-    everyone else is refused."""
+    break-glass path); cron jobs are not logins; then the rules that cover this host (or,
+    on a domain member, its login group, which the DCs keep from the rules); then everyone
+    else is refused."""
     lines = ["+:root:ALL"] + ([f"+:{connecting}:ALL"] if connecting != "root" else []) + ["+:ALL:cron crond"]
-    for rule in rules:
+    if group:
+        return [*lines, f"+:({group}):ALL", "-:ALL:ALL"]
+    for rule in rules or ():
         if not _covers(rule, host, role):
             continue
         who = ["ALL"] if rule.get("everyone") else [*rule.get("users", []), *(f"({g})" for g in rule.get("groups", []))]
@@ -39,7 +47,8 @@ def sudoers_lines(rules: Iterable[Mapping[str, Any]], host: str, role: str) -> l
             continue
         commands = ", ".join(rule.get("commands", ["ALL"]))
         tag = "NOPASSWD: " if rule.get("nopasswd") else ""
-        for who in [*rule.get("users", []), *(f"%{g}" for g in rule.get("groups", []))]:
+        groups = [f"%{DOMAIN_ADMINS}" if g == "domain-admins" else f"%{g}" for g in rule.get("groups", [])]
+        for who in [*rule.get("users", []), *groups]:
             lines.append(f"{who} ALL=(root) {tag}{commands}")
     return lines
 

@@ -42,6 +42,7 @@ LAB_PACKAGES: tuple[str, ...] = (
     "sssd-tools",
     "libnss-sss",
     "libpam-sss",
+    "libsss-sudo",  # sssd members read sudo rules from the directory
     "realmd",
     "adcli",
     # realmd only Recommends polkitd, but its D-Bus methods answer "Not

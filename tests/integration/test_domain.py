@@ -507,6 +507,73 @@ def test_without_a_ticket_postgresql_refuses(domain):
 
 
 
+# --------------------------------------------------------------------------- login and sudo policy
+# inventories/lab-domain.yml: staff (alice, bob) log in on workstations, engineering (alice) and
+# Domain Admins everywhere; engineering may sudo anything. The DCs keep it in the directory.
+
+FQDN = {name: f"{name}.{DOMAIN}" for name in ("ws1", "ws2", "fs1")}
+ADDRESS = {"ws1": "10.231.0.31", "ws2": "10.231.0.32", "fs1": "10.231.0.25"}
+
+
+def _trust_host_key(src: str, target: str) -> str:
+    """A known_hosts file on ``src`` with ``target``'s host key, read over the lab's root SSH (no TOFU)."""
+    key = run(ADDRESS[target], "cat /etc/ssh/ssh_host_ed25519_key.pub")
+    assert key.returncode == 0, key.stderr
+    path = f"/tmp/known_hosts_{target}"
+    line = f"{FQDN[target]} {' '.join(key.stdout.split()[:2])}"
+    assert run(ADDRESS[src], f"printf '%s\\n' {shlex.quote(line)} > {path}; chmod 644 {path}").returncode == 0
+    return path
+
+
+def _gssapi_ssh(user: str, src: str, target: str) -> subprocess.CompletedProcess[str]:
+    """On workstation ``src``, as ``user`` with a fresh Kerberos ticket (password on stdin), ``ssh`` to
+    ``target`` offering GSSAPI only: no password is typed, the ticket is the credential."""
+    known = _trust_host_key(src, target)
+    pw = _secrets()["LAB_ALICE_PW" if user == "alice" else "LAB_BOB_PW"]
+    inner = (
+        f"export KRB5CCNAME=FILE:/tmp/krb5cc_ssh_$(id -u); kinit {user}@{REALM} >/dev/null && "
+        f"ssh -o PreferredAuthentications=gssapi-with-mic -o GSSAPIAuthentication=yes -o BatchMode=yes "
+        f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={known} -o ConnectTimeout=10 "
+        f"{user}@{FQDN[target]} id -un; rc=$?; kdestroy; exit $rc"
+    )
+    return run(ADDRESS[src], f"su -s /bin/sh -c {shlex.quote(inner)} {user}", stdin=pw + "\n")
+
+
+@pytest.mark.parametrize(("user", "src", "target", "allowed"), [
+    ("alice", "ws1", "ws2", True),   # sssd -> winbind, staff on a workstation
+    ("bob", "ws2", "ws1", True),     # winbind -> sssd
+    ("alice", "ws1", "fs1", True),   # engineering on every host
+    ("bob", "ws1", "fs1", False),    # staff only: not on the file server
+])
+def test_kerberos_ssh_logins_follow_the_policy(domain, user, src, target, allowed):
+    out = _gssapi_ssh(user, src, target)
+    if allowed:
+        assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == user, out.stdout + out.stderr
+    else:
+        assert out.returncode != 0 and user not in out.stdout, out.stdout + out.stderr
+
+
+def _sudo(address: str, user: str) -> subprocess.CompletedProcess[str]:
+    """``user`` runs ``sudo id -u`` with their password (sudo -S reads it from stdin)."""
+    pw = _secrets()["LAB_ALICE_PW" if user == "alice" else "LAB_BOB_PW"]
+    return run(address, f"su -s /bin/sh -c 'sudo -S -p \"\" id -u' {user}", stdin=pw + "\n")
+
+
+@pytest.mark.parametrize("ws", ["ws1", "ws2"])
+def test_sudo_follows_the_policy_on_both_clients(domain, ws):
+    address = domain["hosts"][ws]
+    admin = _sudo(address, "alice")
+    assert admin.returncode == 0 and admin.stdout.strip() == "0", admin.stdout + admin.stderr
+    other = _sudo(address, "bob")
+    assert other.returncode != 0 and other.stdout.strip() != "0", other.stdout + other.stderr
+
+
+def test_root_logs_in_with_keys_only_and_members_accept_tickets(domain):
+    for name in ("ws1", "ws2", "fs1"):
+        settings = run(ADDRESS[name], "sshd -T | grep -Ei '^(permitrootlogin|gssapiauthentication) '").stdout
+        assert "permitrootlogin without-password" in settings and "gssapiauthentication yes" in settings, settings
+
+
 def test_second_apply_changes_nothing(domain):
     path = domain["dir"] / "second.json"
     proc, seconds = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(path))
@@ -592,6 +659,61 @@ def test_a_user_added_to_the_spec_gets_a_mailbox_on_the_next_apply(domain, tmp_p
                 "password": _secrets()["LAB_ALICE_PW"], "to": f"carol@{DOMAIN}", "subject": subject,
                 "read": True, "reader": "carol", "reader_password": os.environ["LAB_CAROL_PW"]})
     assert out == {"send": ["ok", "sent"], "read": ["ok", 1]}, out
+
+
+def _flush_client_caches() -> None:
+    """What a member would learn within its cache lifetime, now: sssd's cache and sudo rules
+    (sss_cache, a restart for the rules), winbind's cached groups and logon data (net cache)."""
+    assert run(ADDRESS["ws1"], "sss_cache -E && systemctl restart sssd").returncode == 0
+    # winbind: its cached groups, and each user's groups from the last logon (which the role's
+    # reader drops once older than winbind's cache time).
+    flush = ("net cache flush && net cache samlogon list | awk '/^S-1-/ {print $1}' "
+             "| xargs -r -n1 net cache samlogon delete && systemctl stop winbind "
+             "&& rm -f /var/lib/samba/winbindd_cache.tdb && systemctl start winbind "
+             "&& (for i in $(seq 30); do wbinfo -t >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1) "
+             "&& systemctl start provision-sudoers-sync.service")
+    assert run(ADDRESS["ws2"], flush).returncode == 0
+
+
+def test_a_policy_change_on_the_dcs_alone_reaches_the_workstations(domain, tmp_path):
+    """Change who may log in and sudo, apply to the DCs only (--limit), and the workstations
+    enforce the new rules from the directory; the full spec again puts the old ones back."""
+    data = yaml.safe_load(SPEC.read_text())
+    data["policies"]["access"].insert(0, {"users": ["bob"], "roles": ["workstation"], "allow": False})
+    data["policies"]["sudo"].append({"users": ["bob"], "hosts": ["ws1", "ws2"], "commands": ["/usr/bin/id"],
+                                     "nopasswd": True})
+    changed = tmp_path / "lab-domain-policy.yml"
+    changed.write_text(yaml.safe_dump(data, sort_keys=False))
+    rep = tmp_path / "dcs.json"
+    proc, _ = provision("apply", str(changed), "--skip-preflight", "--limit", "dc1,dc2", "--report-json", str(rep))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert set(report(rep)["hosts"]) == {"dc1", "dc2"}
+    try:
+        _flush_client_caches()
+        for ws in ("ws1", "ws2"):
+            refused = run(ADDRESS[ws], "su -s /bin/sh -c true bob")
+            assert refused.returncode != 0, f"{ws}: bob still logs in"
+            assert run(ADDRESS[ws], "su -s /bin/sh -c true alice").returncode == 0
+        out = _gssapi_ssh("alice", "ws1", "ws2")
+        assert out.returncode == 0, out.stdout + out.stderr
+        # Both read the new sudo rule from the directory within their refresh time (sssd's smart
+        # refresh, the winbind member's reader on its timer: 60 s each): bob's one command, no password.
+        for ws in ("ws1", "ws2"):
+            deadline = time.monotonic() + 150
+            while True:
+                listed = run(ADDRESS[ws], "sudo -l -U bob").stdout
+                if "/usr/bin/id" in listed or time.monotonic() > deadline:
+                    break
+                time.sleep(5)
+            assert "/usr/bin/id" in listed and "NOPASSWD" in listed, f"{ws}: {listed}"
+    finally:
+        proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", "dc1,dc2")
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        _flush_client_caches()
+    for ws in ("ws1", "ws2"):
+        assert run(ADDRESS[ws], "su -s /bin/sh -c true bob").returncode == 0, f"{ws}: bob refused after the revert"
+    for ws in ("ws1", "ws2"):
+        assert "/usr/bin/id" not in run(ADDRESS[ws], "sudo -l -U bob").stdout, ws
 
 
 def test_postgresql_keeps_working_when_the_machine_password_changes(domain):
