@@ -553,6 +553,30 @@ def test_kerberos_ssh_logins_follow_the_policy(domain, user, src, target, allowe
         assert out.returncode != 0 and user not in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.parametrize(("user", "target", "allowed"), [("alice", "fs1", True), ("bob", "ws2", True),
+                                                      ("bob", "fs1", False)])
+def test_password_ssh_logins_follow_the_policy(domain, user, target, allowed):
+    """From the controller with paramiko, host key checked against the lab's known_hosts: a domain
+    user's password opens a session where the policy lets them in, and nothing elsewhere."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(KNOWN_HOSTS))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    pw = _secrets()["LAB_ALICE_PW" if user == "alice" else "LAB_BOB_PW"]
+    try:
+        client.connect(ADDRESS[target], username=user, password=pw, allow_agent=False, look_for_keys=False,
+                       timeout=15, auth_timeout=30)
+    except paramiko.AuthenticationException:
+        assert not allowed, f"{user} was refused on {target}"
+        return
+    try:
+        _, stdout, _ = client.exec_command("id -un", timeout=30)
+        assert allowed and stdout.read().decode().strip() == user
+    finally:
+        client.close()
+
+
 def _sudo(address: str, user: str) -> subprocess.CompletedProcess[str]:
     """``user`` runs ``sudo id -u`` with their password (sudo -S reads it from stdin)."""
     pw = _secrets()["LAB_ALICE_PW" if user == "alice" else "LAB_BOB_PW"]
@@ -799,6 +823,9 @@ def test_unjoin_playbook_leaves_cleanly(domain):
     lines = out.stdout.splitlines()
     assert lines[0] != "active" and "keytab=1" in lines and lines[2] == "0", out.stdout
     assert "alice" not in out.stdout.split("\n", 3)[-1]
+    # The domain's SSH drop-ins leave with it (sshd takes passwords and tickets no more than before).
+    left = run(domain["hosts"]["ws1"], "ls /etc/ssh/sshd_config.d/ /etc/ssh/ssh_config.d/").stdout
+    assert "00-provision.conf" not in left and "provision.conf" not in left, left
     # Back in: the next apply joins it again.
     proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", "ws1")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
