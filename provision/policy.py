@@ -26,7 +26,8 @@ from provision.model import AccessRule, Host, Mode, Network, Role, SudoRule
 DOMAIN_ADMINS = "Domain Admins"
 # How policies name it (account names of the spec are lower case; the rules fold spellings).
 DOMAIN_ADMINS_GROUP = "domain-admins"
-# The directory's login group of a member: its members may log in there.
+# The directory's login group of a member is this prefix and its name (the playbooks name it
+# so); spec accounts may not start with it.
 LOGIN_GROUP_PREFIX = "provision-login-"
 # Roles whose hosts every user may log in to when policies.access is absent.
 OPEN_ROLES = frozenset({Role.WORKSTATION.value, Role.PEER.value})
@@ -389,11 +390,6 @@ def effective(network: Network) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- the directory's copy
-
-
-def login_group(host: Host) -> str:
-    """The directory group whose members may log in on ``host`` (a domain member)."""
-    return LOGIN_GROUP_PREFIX + host.name.lower()
 
 
 def directory(network: Network) -> dict[str, Any]:

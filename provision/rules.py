@@ -994,8 +994,11 @@ def _reserved_account(name: str, kind: str) -> str | None:
     if name.startswith("_"):
         return f"'{name}': names starting with '_' are reserved for system accounts on Debian; pick another name"
     folded = _fold(name)
-    if folded.startswith("provisionlogin"):
-        return f"'{name}': names starting with provision-login- are the login groups provision keeps in a domain"
+    if folded.startswith(_fold(policy.LOGIN_GROUP_PREFIX)):
+        return (
+            f"'{name}': names starting with {policy.LOGIN_GROUP_PREFIX} are the login groups provision keeps "
+            "in a domain"
+        )
     if folded.startswith("systemd"):
         return f"'{name}' looks like a systemd system account (systemd-*); pick another name"
     if kind == "user" and folded in AD_BUILTIN_USERS | DEBIAN_SYSTEM_USERS:

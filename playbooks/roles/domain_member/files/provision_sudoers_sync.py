@@ -96,7 +96,7 @@ def lines_for(entries: list[dict[str, list[str]]], names: set[str]) -> tuple[lis
             order = float((entry.get("sudoOrder") or ["0"])[0])
         except ValueError:
             order = 0.0
-        kept.append((order, cn, [f"{u} ALL=(root) {tag}{', '.join(commands)}" for u in users if u]))
+        kept.append((order, cn, [f"{u} ALL=(root) {tag}{', '.join(commands)}" for u in users]))
     out = []
     for _, cn, rule in sorted(kept):
         out.append(f"# {cn}")
@@ -161,7 +161,7 @@ def main() -> int:
     finally:
         if tmp:
             os.unlink(tmp)
-    print(f"provision-sudoers-sync: {target} now holds {len(lines) - len([x for x in lines if x[0] == '#'])} lines")
+    print(f"provision-sudoers-sync: {target} now holds {sum(not line.startswith('#') for line in lines)} lines")
     return 0
 
 
