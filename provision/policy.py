@@ -9,8 +9,8 @@ from the controller is the break-glass path: no policy applies to it.
 
 In a domain the rules also name the built-in Domain Admins group (spelt ``domain-admins``),
 whose members the directory knows, not the spec; ``everyone`` means the spec's users and the
-Domain Admins. The answer per member is kept in the directory (``directory``): one login
-group per member and one sudoRole per rule, which the members read.
+Domain Admins. The answer per host is kept in the directory (``directory``): one login
+group per host (the DCs' own too) and one sudoRole per rule, which the hosts read.
 """
 
 from __future__ import annotations
@@ -90,10 +90,6 @@ def _hosts_text(names: Sequence[str]) -> list[str]:
     return list(names) if len(names) <= SHOWN else [*names[:SHOWN], f"... ({len(names) - SHOWN} more)"]
 
 
-# Domain controllers take no domain logins: PAM there knows local accounts only (root's key).
-DC_DECISION = Decision(False, None, "refused: domain controllers take no domain logins (root's key only)")
-
-
 def access(network: Network, user: str, host: Host, members: Mapping[str, set[str]] | None = None) -> Decision:
     """May ``user`` (a user of the spec) log in on ``host``? First matching rule decides.
     ``members``: group_members(network), when the caller asks many questions."""
@@ -161,7 +157,6 @@ def check(
     """
     policies = data.get("policies") if type(data.get("policies")) is dict else {}
     assert isinstance(policies, dict)
-    all_hosts = list(hosts)
     by_name = dict(hosts)
     present_roles = set(by_name.values())
     mode_roles = {r.value for r in Role if (r is Role.PEER) == (mode == "workgroup")}
@@ -175,9 +170,7 @@ def check(
         groups = groups | {DOMAIN_ADMINS_GROUP}
         members[DOMAIN_ADMINS_GROUP] = {DOMAIN_ADMINS}
         everybody.add(DOMAIN_ADMINS)
-        # Domain controllers take no domain logins: the policy is about the members.
-        hosts = [(n, r) for n, r in hosts if r != Role.DOMAIN_CONTROLLER.value]
-        by_name = dict(hosts)
+    dcs = {n for n, r in hosts if r == Role.DOMAIN_CONTROLLER.value}
     covered: dict[str, list[tuple[set[str], set[str], Mapping[str, Any]]]] = {}
     whole = True  # every rule could be read: the administrators can be counted
     for section in ("access", "sudo"):
@@ -211,12 +204,6 @@ def check(
             for k, role in enumerate(roles):
                 if role == "all":
                     targets |= set(by_name)
-                elif mode == "domain" and role == Role.DOMAIN_CONTROLLER.value:
-                    yield (
-                        "warning",
-                        f"{where}.roles[{k}]",
-                        "domain controllers take no domain logins (root's key only): the rule does nothing there",
-                    )
                 elif role not in mode_roles:
                     broken = True
                     yield "error", f"{where}.roles[{k}]", f"no host of a {mode} network has role {role}"
@@ -226,14 +213,7 @@ def check(
                     targets |= {n for n, r in hosts if r == role}
             for k, sel in enumerate(_names(raw.get("hosts"))):
                 names = expand(sel) or [sel]
-                dcs = [n for n in names if n not in by_name and n in dict(all_hosts)]
-                if dcs:
-                    yield (
-                        "warning",
-                        f"{where}.hosts[{k}]",
-                        f"domain controllers take no domain logins (root's key only): {', '.join(_hosts_text(dcs))}",
-                    )
-                missing = [n for n in names if n not in by_name and n not in dcs]
+                missing = [n for n in names if n not in by_name]
                 if missing:
                     broken = True
                     shown = ", ".join(_hosts_text(missing))
@@ -246,6 +226,14 @@ def check(
                 whole = False
                 continue
             if section == "access":
+                on_dcs = sorted(targets & dcs)
+                if on_dcs and raw.get("allow", True) is not False and (everyone or accounts - {DOMAIN_ADMINS}):
+                    yield (
+                        "warning",
+                        where,
+                        f"lets users of the spec log in on domain controllers ({', '.join(_hosts_text(on_dcs))}): "
+                        f"a DC holds every password of the domain; keep them to {DOMAIN_ADMINS_GROUP}",
+                    )
                 if not accounts and not everyone:
                     yield "warning", where, "the rule can never match: its groups have no members"
                 elif seen and _shadowed(accounts, targets, everyone, seen):
@@ -334,7 +322,7 @@ def answer(network: Network, user: str, host_name: str) -> dict[str, Any]:
         host = network.host(host_name)
     except KeyError:
         raise PolicyQueryError(f"'{host_name}' is not a host of the spec") from None
-    decision = access(network, user, host) if host.role is not Role.DOMAIN_CONTROLLER else DC_DECISION
+    decision = access(network, user, host)
     grants = sudo(network, user, host) if decision.allowed else []
     return {
         "user": user,
@@ -356,9 +344,6 @@ def effective(network: Network) -> list[dict[str, Any]]:
     members = group_members(network)
     groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for h in network.hosts:
-        if h.role is Role.DOMAIN_CONTROLLER:
-            groups.setdefault((h.role.value, ("nobody: root's key only",), ()), []).append(h.name)
-            continue
         allowed = [u.name for u in network.users if access(network, u.name, h, members).allowed]
         login = list(allowed)
         if any(r.everyone and r.allow and _covers_host(r, h) for r in rules):
@@ -367,6 +352,7 @@ def effective(network: Network) -> list[dict[str, Any]]:
             login = [everyone + (f" but {', '.join(refused)}" if refused else "")]
         if network.mode is Mode.DOMAIN and access(network, DOMAIN_ADMINS, h, members).allowed:
             login.insert(0, DOMAIN_ADMINS)
+            allowed.insert(0, DOMAIN_ADMINS)
         admins = []
         for name in allowed:
             if granted := sudo(network, name, h, members):
@@ -393,18 +379,19 @@ def effective(network: Network) -> list[dict[str, Any]]:
 
 
 def directory(network: Network) -> dict[str, Any]:
-    """What the first DC keeps in the directory for the members to read: per member the users
-    allowed to log in (and whether Domain Admins are), per sudo rule a sudoRole (the hosts by
-    short and fully qualified name; DCs take no domain logins and are left out)."""
+    """What the first DC keeps in the directory for the domain's hosts to read (the DCs too):
+    per host the users allowed to log in (and whether Domain Admins are), per sudo rule a
+    sudoRole (the hosts by short and fully qualified name)."""
     if network.mode is not Mode.DOMAIN or network.domain is None:
         return {"logins": [], "sudo": []}
     members = group_members(network)
-    hosts = [h for h in network.hosts if h.role is not Role.DOMAIN_CONTROLLER]
+    hosts = network.hosts
     logins = [
         {
             "host": h.name,
             "users": [u.name for u in network.users if access(network, u.name, h, members).allowed],
             "admins": access(network, DOMAIN_ADMINS, h, members).allowed,
+            "dc": h.role is Role.DOMAIN_CONTROLLER,
         }
         for h in hosts
     ]

@@ -155,8 +155,8 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                     },
                 )
             )
-        if network.mode is Mode.DOMAIN and h.role is not Role.DOMAIN_CONTROLLER:
-            # A domain always enforces its policy (or the defaults) on the members, from the directory.
+        if network.mode is Mode.DOMAIN:
+            # A domain always enforces its policy (or the defaults) on every host, from the directory.
             expected = _policy_expected(network, h, members)
             add(CheckSpec(h.name, "login and sudo policy", "login_policy", expected))
         if h.role in SERVING_ROLES:

@@ -162,9 +162,10 @@ def test_a_domain_policy_is_answered_and_kept_for_the_directory() -> None:
     net = spec.load_network(DOMAIN)
     kept = policy.directory(net)
     logins = {item["host"]: item for item in kept["logins"]}
-    # DCs take no domain logins: no login group for them.
-    assert sorted(logins) == ["fs1", "ws1", "ws2"]
-    assert logins["fs1"] == {"host": "fs1", "users": ["alice"], "admins": True}
+    # The DCs have a login group too (domain local: their own winbind sees nested groups only so).
+    assert sorted(logins) == ["dc1", "dc2", "fs1", "ws1", "ws2"]
+    assert logins["fs1"] == {"host": "fs1", "users": ["alice"], "admins": True, "dc": False}
+    assert logins["dc1"] == {"host": "dc1", "users": ["alice"], "admins": True, "dc": True}
     assert logins["ws1"]["users"] == ["alice", "bob"]
     (rule,) = kept["sudo"]
     assert rule["groups"] == ["admins"] and rule["commands"] == ["ALL"]
@@ -174,7 +175,9 @@ def test_a_domain_policy_is_answered_and_kept_for_the_directory() -> None:
     assert asked.exit_code == 1, asked.output
     assert json.loads(asked.output)["login"]["allowed"] is False
     on_dc = json.loads(runner.invoke(cli, ["policy", "test", str(DOMAIN), "alice", "dc1", "--format", "json"]).output)
-    assert on_dc["login"]["allowed"] is False and "domain controllers" in on_dc["login"]["reason"]
+    assert on_dc["login"]["allowed"] is True and on_dc["login"]["rule"] == 1, on_dc
+    bob_on_dc = json.loads(runner.invoke(cli, ["policy", "test", str(DOMAIN), "bob", "dc1", "--format", "json"]).output)
+    assert bob_on_dc["login"]["allowed"] is False, bob_on_dc
     planned = json.loads(runner.invoke(cli, ["plan", str(DOMAIN), "--format", "json"]).output)
     by_role = {row["role"]: row for row in planned["policy"]["effective"]}
     assert by_role["file_server"]["login"] == ["Domain Admins", "alice"]
@@ -184,12 +187,13 @@ def test_a_domain_policy_is_answered_and_kept_for_the_directory() -> None:
 def test_a_domain_without_policy_keeps_servers_to_domain_admins(tmp_path: Path) -> None:
     net, _ = _network(tmp_path, {"password": {"min_length": 10}}, base=ROOT / "inventories" / "lab-domain.yml")
     logins = {item["host"]: item for item in policy.directory(net)["logins"]}
-    assert logins["fs1"] == {"host": "fs1", "users": [], "admins": True}
+    assert logins["fs1"] == {"host": "fs1", "users": [], "admins": True, "dc": False}
+    assert logins["dc2"] == {"host": "dc2", "users": [], "admins": True, "dc": True}
     assert logins["ws2"]["users"] == sorted(u.name for u in net.users) and logins["ws2"]["admins"]
     assert policy.directory(net)["sudo"] == []
 
 
-def test_a_domain_policy_rule_on_domain_controllers_is_warned(tmp_path: Path) -> None:
+def test_a_domain_policy_letting_spec_users_on_domain_controllers_is_warned(tmp_path: Path) -> None:
     _, path = _network(
         tmp_path,
         {
@@ -203,7 +207,19 @@ def test_a_domain_policy_rule_on_domain_controllers_is_warned(tmp_path: Path) ->
     )
     found = CliRunner().invoke(cli, ["validate", str(path)])
     assert found.exit_code == 0, found.output
-    assert "domain controllers take no domain logins" in found.output
+    assert "policies.access[0]" in found.output
+    assert "lets users of the spec log in on domain controllers (dc1, dc2)" in found.output
+    # Domain Admins alone on the DCs is the default and says nothing.
+    _, quiet = _network(
+        tmp_path,
+        {
+            "access": [{"groups": ["domain-admins"], "roles": ["all"]}],
+            "sudo": [{"groups": ["domain-admins"], "roles": ["all"]}],
+        },
+        base=DOMAIN,
+    )
+    calm = CliRunner().invoke(cli, ["validate", str(quiet)])
+    assert calm.exit_code == 0 and "domain controllers" not in calm.output, calm.output
 
 
 def test_access_and_sudoers_lines_of_a_host() -> None:

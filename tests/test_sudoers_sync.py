@@ -34,15 +34,31 @@ def test_rules_for_this_host_become_sudoers_lines_in_order() -> None:
     ]
     lines, skipped = sync.lines_for(entries, HERE)
     assert lines == [
-        "# a",
+        "# a: %engineering, %Domain Admins",
         "%engineering ALL=(root) ALL",
         "%Domain\\ Admins ALL=(root) ALL",
-        "# b",
+        "# b: bob",
         "bob ALL=(root) NOPASSWD: /usr/bin/id",
-        "# everywhere",
+        "# everywhere: dave",
         "dave ALL=(root) /usr/bin/uptime",
     ]
     assert skipped == []
+
+
+def test_accounts_this_host_resolves_are_written_by_id() -> None:
+    """A DC's winbind calls its accounts LAB\\alice and LAB\\domain admins: sudo matches them by ID."""
+    known = {("Domain Admins", True): 3000004, ("alice", False): 3000028}
+    entries = [rule("a", sudoUser=["%Domain Admins", "alice", "%ghosts"], sudoHost=["ws2"], sudoCommand=["ALL"])]
+    lines, _ = sync.lines_for(entries, HERE, lambda name, group: known.get((name, group)))
+    assert lines == [
+        "# a: %Domain Admins, alice, %ghosts",
+        "%#3000004 ALL=(root) ALL",
+        "#3000028 ALL=(root) ALL",
+        "%ghosts ALL=(root) ALL",
+    ]
+    # The real resolver asks NSS: root and its group are known everywhere, a made-up name nowhere.
+    assert sync.local_ids("root", False) == 0 and sync.local_ids("root", True) == 0
+    assert sync.local_ids("no-such-account-here", True) is None
 
 
 def test_what_sudoers_cannot_carry_safely_is_left_out_and_named() -> None:

@@ -267,9 +267,11 @@ def test_login_policy_check_only_where_a_policy_is_enforced() -> None:
     for path in (ROOT / "inventories").glob("*.yml"):
         derived = spec.load_network(path)
         checked = {c.host for c in verify.derive(derived) if c.kind == "login_policy"}
-        # A workgroup without a policy keeps Debian's PAM; a domain always enforces one on its members.
-        members = {h.name for h in derived.hosts if h.role.value != "domain_controller"}
-        assert checked == (members if derived.mode.value == "domain" else set()), path.name
+        # A workgroup without a policy keeps Debian's PAM; a domain always enforces one, DCs included.
+        everywhere = {h.name for h in derived.hosts}
+        assert checked == (everywhere if derived.mode.value == "domain" else set()), path.name
     domain = spec.load_network(ROOT / "tests" / "data" / "valid" / "policies-domain.yml")
     on = {c.host: c.params["expected"] for c in verify.derive(domain) if c.kind == "login_policy"}
     assert on["fs1"]["bob"] == {"login": False, "sudo": []} and on["fs1"]["alice"] == {"login": True, "sudo": ["ALL"]}
+    # alice (admins) may log in on the DCs too, without sudo there; bob may not.
+    assert on["dc1"]["alice"] == {"login": True, "sudo": []} and on["dc1"]["bob"]["login"] is False

@@ -53,6 +53,13 @@ options:
         description: Whether the Domain Admins group (nested) may log in there too.
         type: bool
         default: false
+      dc:
+        description:
+          - Whether the host is a domain controller. Its group is then domain local, not global - a DC's
+            own winbind finds a user's domain local groups through every nested group (Domain Admins in the
+            login group), its global groups only directly. An existing group is converted (through universal).
+        type: bool
+        default: false
   sudo_ou:
     description: OU, relative to the domain, of the sudo rules; created when a rule needs it.
     type: str
@@ -134,6 +141,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
             "host": {"type": "str", "required": True},
             "users": {"type": "list", "elements": "str", "default": []},
             "admins": {"type": "bool", "default": False},
+            "dc": {"type": "bool", "default": False},
         },
     },
     "sudo_ou": {"type": "str", "default": "OU=SUDOers"},
@@ -154,8 +162,11 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 LOGIN_PREFIX = "provision-login-"
-# Global security group (GROUP_TYPE_ACCOUNT_GROUP | GROUP_TYPE_SECURITY_ENABLED).
+# Security group types (GROUP_TYPE_SECURITY_ENABLED with ACCOUNT_GROUP, UNIVERSAL_GROUP or
+# RESOURCE_GROUP): global for members, domain local for DCs; universal is the step between.
 GLOBAL_SECURITY = str(-2147483646)
+UNIVERSAL_SECURITY = str(-2147483640)
+LOCAL_SECURITY = str(-2147483644)
 DOMAIN_ADMINS_RID = 512
 SUDO_OID = "1.3.6.1.4.1.15953.9"
 # The sudo project's schema for Active Directory (docs/schema.ActiveDirectory):
@@ -372,7 +383,7 @@ class Run:
             for m in self.search(
                 self.base,
                 f"(&(objectClass=group)(sAMAccountName={LOGIN_PREFIX}*))",
-                ["sAMAccountName", "member", "adminDescription"],
+                ["sAMAccountName", "member", "adminDescription", "groupType"],
             )
         }
         if wanted:
@@ -397,7 +408,7 @@ class Run:
                             "dn": f"CN={group},{ou}",
                             "objectClass": "group",
                             "sAMAccountName": group,
-                            "groupType": GLOBAL_SECURITY,
+                            "groupType": LOCAL_SECURITY if item["dc"] else GLOBAL_SECURITY,
                             "description": f"Who may log in on {item['host']} (provision's login policy)",
                             "adminDescription": self.marker,
                         }
@@ -406,6 +417,18 @@ class Run:
                 continue
             if first(msg, "adminDescription") != self.marker:
                 raise Invalid(f"group {group} exists but was not made by provision; rename or remove it")
+            kind = LOCAL_SECURITY if item["dc"] else GLOBAL_SECURITY
+            if first(msg, "groupType") != kind and self.change(
+                f"login group {group}: make it {'domain local' if item['dc'] else 'global'}",
+                before=[f"{group} groupType: {first(msg, 'groupType')}"],
+                after=[f"{group} groupType: {kind}"],
+            ):
+                # AD converts between global and domain local only through universal.
+                for step in (UNIVERSAL_SECURITY, kind):
+                    m = ldb.Message()
+                    m.dn = msg.dn
+                    m["groupType"] = ldb.MessageElement(step, ldb.FLAG_MOD_REPLACE, "groupType")
+                    self.samdb.modify(m)
             current = {v.lower(): v for v in every(msg, "member")}
             add = [dn for key, dn in members.items() if key not in current]
             drop = [dn for key, dn in current.items() if key not in members]

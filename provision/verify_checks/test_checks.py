@@ -316,15 +316,48 @@ def check_local_user(host: Host, name: str) -> None:
     assert res.rc == 0, f"user {name} has no Samba account"
 
 
+# Asks PAM's account phase (what pam_access, pam_sss and pam_winbind decide at an SSH logon)
+# for each user named in argv, as sshd would from a remote address, and prints "USER in",
+# "USER out" or "USER absent". No authentication and no session: nothing is created on the
+# host (su would run the session phase: home directories, a systemd user manager).
+PAM_ACCOUNT_PROBE = r"""
+import ctypes, pwd, sys
+pam = ctypes.CDLL("libpam.so.0")
+class Conv(ctypes.Structure):
+    _fields_ = [("conv", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                                          ctypes.c_void_p)), ("appdata", ctypes.c_void_p)]
+conv = Conv(Conv._fields_[0][1](lambda n, msg, resp, data: 19), None)  # PAM_CONV_ERR: nothing to ask
+PAM_TTY, PAM_RHOST, PAM_NEW_AUTHTOK_REQD = 3, 4, 12
+pam.pam_start.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(Conv), ctypes.POINTER(ctypes.c_void_p)]
+pam.pam_set_item.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p]
+pam.pam_acct_mgmt.argtypes = [ctypes.c_void_p, ctypes.c_int]
+pam.pam_end.argtypes = [ctypes.c_void_p, ctypes.c_int]
+for user in sys.argv[1:]:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        print(user, "absent")
+        continue
+    handle = ctypes.c_void_p()
+    rc = pam.pam_start(b"sshd", user.encode(), ctypes.byref(conv), ctypes.byref(handle))
+    if rc == 0:
+        pam.pam_set_item(handle, PAM_TTY, b"ssh")
+        pam.pam_set_item(handle, PAM_RHOST, b"192.0.2.1")
+        rc = pam.pam_acct_mgmt(handle, 0)
+        pam.pam_end(handle, rc)
+    # A password that must be changed still lets the user in (to change it).
+    print(user, "in" if rc in (0, PAM_NEW_AUTHTOK_REQD) else "out")
+"""
+
+
 @kind
 def check_login_policy(host: Host, expected: dict[str, dict[str, Any]]) -> None:
-    """The policy as PAM and sudo apply it: root's su runs the account phase (pam_access) for
-    each user with an account here, and sudo -l lists what each may run as root."""
+    """The policy as PAM and sudo apply it: PAM's account phase for sshd (pam_access, pam_sss,
+    pam_winbind) decides for each user with an account here, and sudo -l lists what each may
+    run as root."""
     names = " ".join(shlex.quote(n) for n in sorted(expected))
     script = (
-        f"for u in {names}; do "
-        'if ! getent passwd "$u" >/dev/null; then echo "$u absent"; '
-        'elif su -s /bin/sh -c true "$u" 2>/dev/null; then echo "$u in"; else echo "$u out"; fi; '
+        f"python3 -c {shlex.quote(PAM_ACCOUNT_PROBE)} {names} && for u in {names}; do "
         'echo "$u sudo $(sudo -n -l -U "$u" 2>/dev/null | grep -F "(root)" | tr -s " " | tr "\\n" ";")"; done'
     )
     res = host.run(script)

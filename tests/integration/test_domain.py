@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "inventories" / "lab-domain.yml"
 REALM = "AD.LAB.TEST"
 DOMAIN = "ad.lab.test"
+BASE = "DC=ad,DC=lab,DC=test"
 SECRETS = {"LAB_ADMIN_PW": "Lab-Admin-Pw-2026!", "LAB_ALICE_PW": "Alice-Pw-2026!x", "LAB_BOB_PW": "Bob-Pw-2026!xy"}
 DCS = {"dc1": "10.231.0.21", "dc2": "10.231.0.22"}
 DOMAIN_WS = {"ws1": "10.231.0.31", "ws2": "10.231.0.32"}
@@ -508,11 +509,12 @@ def test_without_a_ticket_postgresql_refuses(domain):
 
 
 # --------------------------------------------------------------------------- login and sudo policy
-# inventories/lab-domain.yml: staff (alice, bob) log in on workstations, engineering (alice) and
-# Domain Admins everywhere; engineering may sudo anything. The DCs keep it in the directory.
+# inventories/lab-domain.yml: staff (alice, bob) log in on workstations, engineering (alice) on
+# every member, Domain Admins everywhere, DCs included; engineering may sudo anything on the
+# members, Domain Admins everywhere. The DCs keep it in the directory.
 
-FQDN = {name: f"{name}.{DOMAIN}" for name in ("ws1", "ws2", "fs1")}
-ADDRESS = {"ws1": "10.231.0.31", "ws2": "10.231.0.32", "fs1": "10.231.0.25"}
+FQDN = {name: f"{name}.{DOMAIN}" for name in ("ws1", "ws2", "fs1", "dc1")}
+ADDRESS = {"ws1": "10.231.0.31", "ws2": "10.231.0.32", "fs1": "10.231.0.25", **DCS}
 
 
 def _trust_host_key(src: str, target: str) -> str:
@@ -525,11 +527,15 @@ def _trust_host_key(src: str, target: str) -> str:
     return path
 
 
-def _gssapi_ssh(user: str, src: str, target: str) -> subprocess.CompletedProcess[str]:
+def _password(user: str) -> str:
+    return _secrets()["LAB_ALICE_PW" if user == "alice" else "LAB_BOB_PW"]
+
+
+def _gssapi_ssh(user: str, src: str, target: str, pw: str | None = None) -> subprocess.CompletedProcess[str]:
     """On workstation ``src``, as ``user`` with a fresh Kerberos ticket (password on stdin), ``ssh`` to
     ``target`` offering GSSAPI only: no password is typed, the ticket is the credential."""
     known = _trust_host_key(src, target)
-    pw = _secrets()["LAB_ALICE_PW" if user == "alice" else "LAB_BOB_PW"]
+    pw = _password(user) if pw is None else pw
     inner = (
         f"export KRB5CCNAME=FILE:/tmp/krb5cc_ssh_$(id -u); kinit {user}@{REALM} >/dev/null && "
         f"ssh -o PreferredAuthentications=gssapi-with-mic -o GSSAPIAuthentication=yes -o BatchMode=yes "
@@ -553,28 +559,85 @@ def test_kerberos_ssh_logins_follow_the_policy(domain, user, src, target, allowe
         assert out.returncode != 0 and user not in out.stdout, out.stdout + out.stderr
 
 
-@pytest.mark.parametrize(("user", "target", "allowed"), [("alice", "fs1", True), ("bob", "ws2", True),
-                                                      ("bob", "fs1", False)])
-def test_password_ssh_logins_follow_the_policy(domain, user, target, allowed):
-    """From the controller with paramiko, host key checked against the lab's known_hosts: a domain
-    user's password opens a session where the policy lets them in, and nothing elsewhere."""
+def _password_ssh(user: str, target: str, pw: str, command: str = "id -un") -> str | None:
+    """From the controller with paramiko, host key checked against the lab's known_hosts: ``command``'s
+    output (the password also on its stdin, for sudo -S), or None when the login is refused."""
     import paramiko
 
     client = paramiko.SSHClient()
     client.load_host_keys(str(KNOWN_HOSTS))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    pw = _secrets()["LAB_ALICE_PW" if user == "alice" else "LAB_BOB_PW"]
     try:
         client.connect(ADDRESS[target], username=user, password=pw, allow_agent=False, look_for_keys=False,
                        timeout=15, auth_timeout=30)
     except paramiko.AuthenticationException:
-        assert not allowed, f"{user} was refused on {target}"
-        return
+        return None
     try:
-        _, stdout, _ = client.exec_command("id -un", timeout=30)
-        assert allowed and stdout.read().decode().strip() == user
+        stdin, stdout, _ = client.exec_command(command, timeout=60)
+        stdin.write(pw + "\n")
+        stdin.channel.shutdown_write()
+        return stdout.read().decode()
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(("user", "target", "allowed"), [("alice", "fs1", True), ("bob", "ws2", True),
+                                                      ("bob", "fs1", False), ("alice", "dc1", False)])
+def test_password_ssh_logins_follow_the_policy(domain, user, target, allowed):
+    """A domain user's password opens a session where the policy lets them in, and nothing elsewhere
+    (engineering logs in on every member, not on the DCs)."""
+    out = _password_ssh(user, target, _password(user))
+    if allowed:
+        assert out is not None and out.strip() == user, f"{user} on {target}: {out!r}"
+    else:
+        assert out is None, f"{user} logged in on {target}: {out!r}"
+
+
+def test_a_domain_admin_made_in_the_directory_administers_the_dcs(domain):
+    """Domain Admins log in on the DCs (password and Kerberos ticket) and sudo there, as on every
+    member: an account added to Domain Admins in the directory, outside the spec, needs no apply."""
+    import secrets as pysecrets
+
+    pw = f"Adm1n!{pysecrets.token_urlsafe(12)}"
+    # A new name each run: hosts' caches never map it to an account an earlier run deleted.
+    admin = f"ops{pysecrets.token_hex(3)}"
+    made = run(DCS["dc1"], f"samba-tool user create {admin} {shlex.quote(pw)} && "
+                           f"samba-tool group addmembers 'Domain Admins' {admin}")
+    assert made.returncode == 0, made.stdout + made.stderr
+    try:
+        # dc2 learns the account now, not at its next pull (run on dc1 with its machine account).
+        synced = run(DCS["dc1"], f"samba-tool drs replicate dc2.{DOMAIN} dc1.{DOMAIN} {BASE}")
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        for target in ("dc1", "dc2", "fs1"):
+            out = _password_ssh(admin, target, pw, "id -un; sudo -S -p '' id -u")
+            assert out is not None and out.split()[-2:] in ([admin, "0"], [f"LAB\\{admin}", "0"]), (target, out)
+        ticket = _gssapi_ssh(admin, "ws1", "dc1", pw)
+        assert ticket.returncode == 0 and admin in ticket.stdout, ticket.stdout + ticket.stderr
+        # Who is no Domain Admin stays out, and gets no sudo there.
+        assert _password_ssh("bob", "dc2", _password("bob")) is None
+        listed = run(DCS["dc1"], "sudo -l -U alice")
+        assert "(root)" not in listed.stdout, listed.stdout
+    finally:
+        run(DCS["dc1"], f"samba-tool user delete {admin}")
+
+
+def test_dc_login_groups_are_domain_local_and_kept_so(domain, tmp_path):
+    """A DC's winbind follows nested groups (Domain Admins in the login group) only into domain local
+    groups: the DCs' login groups are domain local, the members' global; one turned global by hand is
+    converted back (through universal, as AD demands) by the next run on the DCs."""
+    dn = f"CN=provision-login-dc2,OU=Provision Policy,{BASE}"
+    for kind in (-2147483640, -2147483646):  # universal, then global
+        ldif = f"dn: {dn}\nchangetype: modify\nreplace: groupType\ngroupType: {kind}\n"
+        out = run(DCS["dc1"], "ldbmodify -H /var/lib/samba/private/sam.ldb", stdin=ldif)
+        assert out.returncode == 0, out.stdout + out.stderr
+    rep = tmp_path / "dcs.json"
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", "dc1,dc2", "--report-json", str(rep))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "dc1" in changed_hosts(report(rep)), report(rep)["hosts"]
+    for group, kind in (("provision-login-dc1", "-2147483644"), ("provision-login-dc2", "-2147483644"),
+                        ("provision-login-fs1", "-2147483646")):
+        shown = run(DCS["dc1"], f"samba-tool group show {group} --attributes=groupType").stdout
+        assert f"groupType: {kind}" in shown, (group, shown)
 
 
 def _sudo(address: str, user: str) -> subprocess.CompletedProcess[str]:
@@ -593,7 +656,7 @@ def test_sudo_follows_the_policy_on_both_clients(domain, ws):
 
 
 def test_root_logs_in_with_keys_only_and_members_accept_tickets(domain):
-    for name in ("ws1", "ws2", "fs1"):
+    for name in ("ws1", "ws2", "fs1", "dc1", "dc2"):
         settings = run(ADDRESS[name], "sshd -T | grep -Ei '^(permitrootlogin|gssapiauthentication) '").stdout
         assert "permitrootlogin without-password" in settings and "gssapiauthentication yes" in settings, settings
 

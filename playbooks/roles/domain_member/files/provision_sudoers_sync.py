@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Sudo rules of the directory (sudoRole objects) as a sudoers file, for a winbind member; and
+"""Sudo rules of the directory (sudoRole objects) as a sudoers file, for a winbind member or a DC; and
 group memberships no older than winbind's cache time.
 
 sssd members read sudoRole objects with sssd's sudo provider; winbind has none, so this runs
@@ -20,12 +20,15 @@ Usage: provision-sudoers-sync HOST_NAME HOST_FQDN SUDOERS_FILE MAX_AGE
 from __future__ import annotations
 
 import calendar
+import grp
 import os
+import pwd
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 ATTRS = ["cn", "sudoUser", "sudoHost", "sudoCommand", "sudoRunAsUser", "sudoRunAs", "sudoOption", "sudoOrder"]
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. $-]{0,63}$")
@@ -59,17 +62,41 @@ def search() -> list[dict[str, list[str]]]:
     return entries
 
 
-def who(value: str) -> str | None:
-    """A sudoUser value as sudoers writes it: a user, or %group (spaces escaped); None when not expressible."""
+# Resolves a user (False) or group (True) name to its ID here; None when this host does not know it.
+Resolver = Callable[[str, bool], "int | None"]
+
+
+def no_ids(name: str, group: bool) -> int | None:
+    return None
+
+
+def local_ids(name: str, group: bool) -> int | None:
+    """The ID NSS (winbind) gives the name. A DC's winbind names accounts DOMAIN\\name whatever
+    smb.conf says, so sudo would not match "alice" or "%Domain Admins" there by name; by ID it does."""
+    try:
+        return grp.getgrnam(name).gr_gid if group else pwd.getpwnam(name).pw_uid
+    except (KeyError, OSError):
+        return None
+
+
+def who(value: str, ids: Resolver = no_ids) -> str | None:
+    """A sudoUser value as sudoers writes it: #uid or %#gid where this host resolves the name, else
+    the user or %group by name (spaces escaped); None when not expressible."""
     group = value.startswith("%")
     name = value[1:] if group else value
     if not NAME.match(name):
         return None
+    found = ids(name, group)
+    if found is not None:
+        return ("%#" if group else "#") + str(found)
     return ("%" if group else "") + name.replace(" ", "\\ ")
 
 
-def lines_for(entries: list[dict[str, list[str]]], names: set[str]) -> tuple[list[str], list[str]]:
-    """sudoers lines of the rules naming one of ``names`` (or ALL), in sudoOrder; and the rules left out."""
+def lines_for(
+    entries: list[dict[str, list[str]]], names: set[str], ids: Resolver = no_ids
+) -> tuple[list[str], list[str]]:
+    """sudoers lines of the rules naming one of ``names`` (or ALL), in sudoOrder, each rule after a
+    comment with its name and accounts; and the rules left out."""
     kept: list[tuple[float, str, list[str]]] = []
     skipped: list[str] = []
     for entry in entries:
@@ -77,7 +104,8 @@ def lines_for(entries: list[dict[str, list[str]]], names: set[str]) -> tuple[lis
         hosts = {h.lower() for h in entry.get("sudoHost", [])}
         if not (hosts & names or "all" in hosts):
             continue
-        users = [who(u) for u in entry.get("sudoUser", [])]
+        accounts = entry.get("sudoUser", [])
+        users = [who(u, ids) for u in accounts]
         commands = entry.get("sudoCommand", [])
         runas = entry.get("sudoRunAsUser", []) + entry.get("sudoRunAs", [])
         options = entry.get("sudoOption", [])
@@ -96,10 +124,11 @@ def lines_for(entries: list[dict[str, list[str]]], names: set[str]) -> tuple[lis
             order = float((entry.get("sudoOrder") or ["0"])[0])
         except ValueError:
             order = 0.0
-        kept.append((order, cn, [f"{u} ALL=(root) {tag}{', '.join(commands)}" for u in users]))
+        rule = [f"{u} ALL=(root) {tag}{', '.join(commands)}" for u in users]
+        kept.append((order, f"{cn}: {', '.join(accounts)}", rule))
     out = []
-    for _, cn, rule in sorted(kept):
-        out.append(f"# {cn}")
+    for _, title, rule in sorted(kept):
+        out.append(f"# {title}")
         out.extend(rule)
     return out, skipped
 
@@ -136,7 +165,7 @@ def main() -> int:
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         print(f"provision-sudoers-sync: {exc}; {target} left as it is", file=sys.stderr)
         return 1
-    lines, skipped = lines_for(entries, {host.lower(), fqdn.lower()})
+    lines, skipped = lines_for(entries, {host.lower(), fqdn.lower()}, local_ids)
     for cn in skipped:
         print(f"provision-sudoers-sync: rule {cn} left out: not expressible safely here", file=sys.stderr)
     text = "# Sudo rules of the directory (sudoRole) for this host, by provision-sudoers-sync.\n"
