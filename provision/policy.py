@@ -380,25 +380,42 @@ def effective(network: Network) -> list[dict[str, Any]]:
 
 def directory(network: Network) -> dict[str, Any]:
     """What the first DC keeps in the directory for the domain's hosts to read (the DCs too):
-    per host the users allowed to log in (and whether Domain Admins are), per sudo rule a
-    sudoRole (the hosts by short and fully qualified name)."""
+    per host who may log in (and whether Domain Admins may), per sudo rule a sudoRole (the
+    hosts by short and fully qualified name).
+
+    A host's login group nests the spec's groups whose members may all log in there, and
+    lists only the other allowed users one by one: on a campus of thousands of hosts a rule
+    for a group of hundreds is a few members per host, not hundreds. Hosts the same rules
+    cover get the same answer, worked out once."""
     if network.mode is not Mode.DOMAIN or network.domain is None:
         return {"logins": [], "sudo": []}
     members = group_members(network)
-    hosts = network.hosts
-    logins = [
-        {
-            "host": h.name,
-            "users": [u.name for u in network.users if access(network, u.name, h, members).allowed],
-            "admins": access(network, DOMAIN_ADMINS, h, members).allowed,
-            "dc": h.role is Role.DOMAIN_CONTROLLER,
-        }
-        for h in hosts
-    ]
+    given = network.policies.access
+    access_rules = given if given is not None else default_access(network)
+    spec_groups = sorted(g.name for g in network.groups)
+    answers: dict[tuple[int, ...], dict[str, Any]] = {}
+    logins = []
+    for h in network.hosts:
+        covering = tuple(i for i, rule in enumerate(access_rules) if _covers_host(rule, h))
+        if covering not in answers:
+            allowed = {u.name for u in network.users if access(network, u.name, h, members).allowed}
+            nested: list[str] = []
+            for i in covering:
+                grant = access_rules[i]
+                for g in spec_groups if grant.everyone else grant.groups:
+                    if grant.allow and g in members and g not in nested and members[g] and members[g] <= allowed:
+                        nested.append(g)
+            through_groups: set[str] = set().union(*(members[g] for g in nested))
+            answers[covering] = {
+                "users": sorted(allowed - through_groups),
+                "groups": sorted(nested),
+                "admins": access(network, DOMAIN_ADMINS, h, members).allowed,
+            }
+        logins.append({"host": h.name, **answers[covering], "dc": h.role is Role.DOMAIN_CONTROLLER})
     zone = network.domain.dns_domain
     rules = []
     for i, rule in enumerate(network.policies.sudo or ()):
-        covered = [h.name for h in hosts if _covers_host(rule, h)]
+        covered = [h.name for h in network.hosts if _covers_host(rule, h)]
         if not covered:
             continue
         rules.append(

@@ -164,9 +164,10 @@ def test_a_domain_policy_is_answered_and_kept_for_the_directory() -> None:
     logins = {item["host"]: item for item in kept["logins"]}
     # The DCs have a login group too (domain local: their own winbind sees nested groups only so).
     assert sorted(logins) == ["dc1", "dc2", "fs1", "ws1", "ws2"]
-    assert logins["fs1"] == {"host": "fs1", "users": ["alice"], "admins": True, "dc": False}
-    assert logins["dc1"] == {"host": "dc1", "users": ["alice"], "admins": True, "dc": True}
-    assert logins["ws1"]["users"] == ["alice", "bob"]
+    # Groups whose members may all log in are nested; nobody is listed one by one here.
+    assert logins["fs1"] == {"host": "fs1", "users": [], "groups": ["admins"], "admins": True, "dc": False}
+    assert logins["dc1"] == {"host": "dc1", "users": [], "groups": ["admins"], "admins": True, "dc": True}
+    assert logins["ws1"]["groups"] == ["admins", "staff"] and logins["ws1"]["users"] == []
     (rule,) = kept["sudo"]
     assert rule["groups"] == ["admins"] and rule["commands"] == ["ALL"]
     assert "ws1.ad.lab.test" in rule["hosts"] and "fs1" in rule["hosts"] and "dc1" not in rule["hosts"]
@@ -187,10 +188,35 @@ def test_a_domain_policy_is_answered_and_kept_for_the_directory() -> None:
 def test_a_domain_without_policy_keeps_servers_to_domain_admins(tmp_path: Path) -> None:
     net, _ = _network(tmp_path, {"password": {"min_length": 10}}, base=ROOT / "inventories" / "lab-domain.yml")
     logins = {item["host"]: item for item in policy.directory(net)["logins"]}
-    assert logins["fs1"] == {"host": "fs1", "users": [], "admins": True, "dc": False}
-    assert logins["dc2"] == {"host": "dc2", "users": [], "admins": True, "dc": True}
-    assert logins["ws2"]["users"] == sorted(u.name for u in net.users) and logins["ws2"]["admins"]
+    assert logins["fs1"] == {"host": "fs1", "users": [], "groups": [], "admins": True, "dc": False}
+    assert logins["dc2"] == {"host": "dc2", "users": [], "groups": [], "admins": True, "dc": True}
+    # Every user of the spec on workstations: every group nested, the users in none one by one.
+    ws2 = logins["ws2"]
+    in_groups = {u.name for u in net.users if set(u.groups) & set(ws2["groups"])}
+    assert in_groups | set(ws2["users"]) == {u.name for u in net.users} and ws2["admins"]
     assert policy.directory(net)["sudo"] == []
+
+
+def test_a_group_with_a_refused_member_is_not_nested(tmp_path: Path) -> None:
+    """First match wins: bob refused on workstations keeps staff (his group) out of their login
+    groups; its other members are listed one by one unless a nested group covers them."""
+    net, _ = _network(
+        tmp_path,
+        {
+            "access": [
+                {"users": ["bob"], "roles": ["workstation"], "allow": False},
+                {"groups": ["staff"], "roles": ["workstation"]},
+                {"groups": ["engineering", "domain-admins"], "hosts": ["ws2", "fs1"]},
+            ],
+            "sudo": [{"groups": ["domain-admins"], "roles": ["all"]}],
+        },
+        base=ROOT / "inventories" / "lab-domain.yml",
+    )
+    logins = {item["host"]: item for item in policy.directory(net)["logins"]}
+    assert logins["ws1"] == {"host": "ws1", "users": ["alice"], "groups": [], "admins": False, "dc": False}
+    # alice, in engineering too, comes through it on ws2.
+    assert logins["ws2"] == {"host": "ws2", "users": [], "groups": ["engineering"], "admins": True, "dc": False}
+    assert logins["fs1"]["groups"] == ["engineering"] and logins["dc1"]["admins"] is False
 
 
 def test_a_domain_policy_letting_spec_users_on_domain_controllers_is_warned(tmp_path: Path) -> None:

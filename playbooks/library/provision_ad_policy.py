@@ -49,6 +49,13 @@ options:
         type: list
         elements: str
         default: []
+      groups:
+        description:
+          - Groups (sAMAccountName) whose members may all log in there, nested in the login group (members
+            nested groups count on every client); each must exist.
+        type: list
+        elements: str
+        default: []
       admins:
         description: Whether the Domain Admins group (nested) may log in there too.
         type: bool
@@ -107,8 +114,9 @@ EXAMPLES = r"""
 - name: Keep the login and sudo policy in the directory
   provision_ad_policy:
     logins:
-      - {host: ws1, users: [alice, bob]}
+      - {host: ws1, users: [bob], groups: [staff]}
       - {host: fs1, users: [], admins: true}
+      - {host: dc1, admins: true, dc: true}
     sudo:
       - {name: provision-sudo-0, groups: [admins], hosts: [ws1, ws1.lab.example], commands: [ALL]}
 """
@@ -140,6 +148,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
         "options": {
             "host": {"type": "str", "required": True},
             "users": {"type": "list", "elements": "str", "default": []},
+            "groups": {"type": "list", "elements": "str", "default": []},
             "admins": {"type": "bool", "default": False},
             "dc": {"type": "bool", "default": False},
         },
@@ -389,14 +398,17 @@ class Run:
         if wanted:
             self.ensure_ou(self.params["ou"])
         admins_dn = self.domain_admins() if any(i["admins"] for i in wanted.values()) else None
-        users: dict[str, str] = {}
-        for name in sorted({u for i in wanted.values() for u in i["users"]}):
-            dn = self.dn_of(name, "user")
-            if dn is None and not self.check:
-                raise Invalid(f"user {name} is not in the directory")
-            users[name] = dn or f"CN={name},CN=Users,{self.base}"
+        accounts: dict[tuple[str, str], str] = {}
+        for kind in ("user", "group"):
+            for name in sorted({n for i in wanted.values() for n in i[f"{kind}s"]}):
+                dn = self.dn_of(name, kind)
+                if dn is None and not self.check:
+                    raise Invalid(f"{kind} {name} is not in the directory")
+                accounts[kind, name] = dn or f"CN={name},CN=Users,{self.base}"
         for group, item in sorted(wanted.items()):
-            members = {users[u].lower(): users[u] for u in item["users"]}
+            members = {
+                accounts[kind, n].lower(): accounts[kind, n] for kind in ("user", "group") for n in item[f"{kind}s"]
+            }
             if item["admins"] and admins_dn:
                 members[admins_dn.lower()] = admins_dn
             shown = [f"{group} member: {'Domain Admins' if dn == admins_dn else dn}" for dn in members.values()]

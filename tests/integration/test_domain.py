@@ -783,11 +783,14 @@ def test_a_policy_change_on_the_dcs_alone_reaches_the_workstations(domain, tmp_p
             assert run(ADDRESS[ws], "su -s /bin/sh -c true alice").returncode == 0
         out = _gssapi_ssh("alice", "ws1", "ws2")
         assert out.returncode == 0, out.stdout + out.stderr
-        # Both read the new sudo rule from the directory within their refresh time (sssd's smart
-        # refresh, the winbind member's reader on its timer: 60 s each): bob's one command, no password.
+        # Both read the new sudo rule from the directory: sssd within its smart refresh (60 s); the
+        # winbind member's reader runs every 300 s, so it is started by hand here, again each round
+        # (the DC it asks may not have replicated the rule yet): bob's one command, no password.
         for ws in ("ws1", "ws2"):
             deadline = time.monotonic() + 150
             while True:
+                if ws == "ws2":
+                    run(ADDRESS[ws], "systemctl start provision-sudoers-sync.service")
                 listed = run(ADDRESS[ws], "sudo -l -U bob").stdout
                 if "/usr/bin/id" in listed or time.monotonic() > deadline:
                     break
