@@ -406,6 +406,7 @@ class Run:
                     raise Invalid(f"{kind} {name} is not in the directory")
                 accounts[kind, name] = dn or f"CN={name},CN=Users,{self.base}"
         for group, item in sorted(wanted.items()):
+            group_type = LOCAL_SECURITY if item["dc"] else GLOBAL_SECURITY
             members = {
                 accounts[kind, n].lower(): accounts[kind, n] for kind in ("user", "group") for n in item[f"{kind}s"]
             }
@@ -420,7 +421,7 @@ class Run:
                             "dn": f"CN={group},{ou}",
                             "objectClass": "group",
                             "sAMAccountName": group,
-                            "groupType": LOCAL_SECURITY if item["dc"] else GLOBAL_SECURITY,
+                            "groupType": group_type,
                             "description": f"Who may log in on {item['host']} (provision's login policy)",
                             "adminDescription": self.marker,
                         }
@@ -429,14 +430,13 @@ class Run:
                 continue
             if first(msg, "adminDescription") != self.marker:
                 raise Invalid(f"group {group} exists but was not made by provision; rename or remove it")
-            kind = LOCAL_SECURITY if item["dc"] else GLOBAL_SECURITY
-            if first(msg, "groupType") != kind and self.change(
+            if first(msg, "groupType") != group_type and self.change(
                 f"login group {group}: make it {'domain local' if item['dc'] else 'global'}",
                 before=[f"{group} groupType: {first(msg, 'groupType')}"],
-                after=[f"{group} groupType: {kind}"],
+                after=[f"{group} groupType: {group_type}"],
             ):
                 # AD converts between global and domain local only through universal.
-                for step in (UNIVERSAL_SECURITY, kind):
+                for step in (UNIVERSAL_SECURITY, group_type):
                     m = ldb.Message()
                     m.dn = msg.dn
                     m["groupType"] = ldb.MessageElement(step, ldb.FLAG_MOD_REPLACE, "groupType")

@@ -323,10 +323,10 @@ def check_local_user(host: Host, name: str) -> None:
 PAM_ACCOUNT_PROBE = r"""
 import ctypes, pwd, sys
 pam = ctypes.CDLL("libpam.so.0")
+Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 class Conv(ctypes.Structure):
-    _fields_ = [("conv", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                                          ctypes.c_void_p)), ("appdata", ctypes.c_void_p)]
-conv = Conv(Conv._fields_[0][1](lambda n, msg, resp, data: 19), None)  # PAM_CONV_ERR: nothing to ask
+    _fields_ = [("conv", Callback), ("appdata", ctypes.c_void_p)]
+conv = Conv(Callback(lambda n, msg, resp, data: 19), None)  # PAM_CONV_ERR: nothing to ask
 PAM_TTY, PAM_RHOST, PAM_NEW_AUTHTOK_REQD = 3, 4, 12
 pam.pam_start.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(Conv), ctypes.POINTER(ctypes.c_void_p)]
 pam.pam_set_item.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p]
