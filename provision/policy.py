@@ -411,7 +411,7 @@ def directory(network: Network) -> dict[str, Any]:
                 "groups": sorted(nested),
                 "admins": access(network, DOMAIN_ADMINS, h, members).allowed,
             }
-        logins.append({"host": h.name, **answers[covering], "dc": h.role is Role.DOMAIN_CONTROLLER})
+        logins.append({"host": h.name, **answers[covering]})
     zone = network.domain.dns_domain
     rules = []
     for i, rule in enumerate(network.policies.sudo or ()):

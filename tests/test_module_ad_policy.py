@@ -101,3 +101,14 @@ def test_without_samba_the_module_says_so() -> None:
     res = ansible_modules.run_module("provision_ad_policy", {"logins": [{"host": "ws1", "users": ["alice"]}]})
     assert res["_failed"] and "python3-samba is not installed" in res["msg"]
     assert Path(sys.executable).name in res["msg"] or sys.executable in res["msg"]
+
+
+def test_a_login_group_of_any_type_becomes_a_global_distribution_group_the_way_ad_allows() -> None:
+    global_security, universal_security, local_security = -2147483646, -2147483640, -2147483644
+    assert pol.group_type_steps(2) == []
+    assert pol.group_type_steps(global_security) == [2]
+    # Domain local reaches global only through universal; the security flag goes last.
+    assert pol.group_type_steps(local_security) == [universal_security, global_security, 2]
+    assert pol.group_type_steps(universal_security) == [global_security, 2]
+    assert pol.group_type_steps(4) == [8, 2]
+    assert pol.LOGIN_GROUP_TYPE == 2

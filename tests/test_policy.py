@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +166,8 @@ def test_a_domain_policy_is_answered_and_kept_for_the_directory() -> None:
     # The DCs have a login group too (domain local: their own winbind sees nested groups only so).
     assert sorted(logins) == ["dc1", "dc2", "fs1", "ws1", "ws2"]
     # Groups whose members may all log in are nested; nobody is listed one by one here.
-    assert logins["fs1"] == {"host": "fs1", "users": [], "groups": ["admins"], "admins": True, "dc": False}
-    assert logins["dc1"] == {"host": "dc1", "users": [], "groups": ["admins"], "admins": True, "dc": True}
+    assert logins["fs1"] == {"host": "fs1", "users": [], "groups": ["admins"], "admins": True}
+    assert logins["dc1"] == {"host": "dc1", "users": [], "groups": ["admins"], "admins": True}
     assert logins["ws1"]["groups"] == ["admins", "staff"] and logins["ws1"]["users"] == []
     (rule,) = kept["sudo"]
     assert rule["groups"] == ["admins"] and rule["commands"] == ["ALL"]
@@ -188,8 +189,8 @@ def test_a_domain_policy_is_answered_and_kept_for_the_directory() -> None:
 def test_a_domain_without_policy_keeps_servers_to_domain_admins(tmp_path: Path) -> None:
     net, _ = _network(tmp_path, {"password": {"min_length": 10}}, base=ROOT / "inventories" / "lab-domain.yml")
     logins = {item["host"]: item for item in policy.directory(net)["logins"]}
-    assert logins["fs1"] == {"host": "fs1", "users": [], "groups": [], "admins": True, "dc": False}
-    assert logins["dc2"] == {"host": "dc2", "users": [], "groups": [], "admins": True, "dc": True}
+    assert logins["fs1"] == {"host": "fs1", "users": [], "groups": [], "admins": True}
+    assert logins["dc2"] == {"host": "dc2", "users": [], "groups": [], "admins": True}
     # Every user of the spec on workstations: every group nested, the users in none one by one.
     ws2 = logins["ws2"]
     in_groups = {u.name for u in net.users if set(u.groups) & set(ws2["groups"])}
@@ -213,9 +214,9 @@ def test_a_group_with_a_refused_member_is_not_nested(tmp_path: Path) -> None:
         base=ROOT / "inventories" / "lab-domain.yml",
     )
     logins = {item["host"]: item for item in policy.directory(net)["logins"]}
-    assert logins["ws1"] == {"host": "ws1", "users": ["alice"], "groups": [], "admins": False, "dc": False}
+    assert logins["ws1"] == {"host": "ws1", "users": ["alice"], "groups": [], "admins": False}
     # alice, in engineering too, comes through it on ws2.
-    assert logins["ws2"] == {"host": "ws2", "users": [], "groups": ["engineering"], "admins": True, "dc": False}
+    assert logins["ws2"] == {"host": "ws2", "users": [], "groups": ["engineering"], "admins": True}
     assert logins["fs1"]["groups"] == ["engineering"] and logins["dc1"]["admins"] is False
 
 
@@ -273,8 +274,10 @@ def test_access_and_sudoers_lines_of_a_host() -> None:
         "%admins ALL=(root) ALL", "bob ALL=(root) NOPASSWD: /usr/bin/systemctl restart smbd"
     ]
     assert filters.sudoers_lines(sudo, "srv1", "peer") == ["%admins ALL=(root) ALL"]
-    # A winbind domain member tests its login group; sudoers names Domain Admins sudo's way.
-    member = filters.access_lines(None, "ws2", "workstation", "root", "provision-login-ws2")
-    assert member == ["+:root:ALL", "+:ALL:cron crond", "+:(provision-login-ws2):ALL", "-:ALL:ALL"]
+    # sudoers names Domain Admins sudo's way.
+    argv = ["/usr/local/sbin/reader", "--login-group=CN=x,OU=Provision Policy,DC=lab", 'a"b\\c', "50%"]
+    command = filters.systemd_command(argv)
+    assert command.startswith('"/usr/local/sbin/reader" "--login-group=CN=x,OU=Provision Policy,DC=lab" ')
+    assert shlex.split(command.replace("%%", "%")) == argv
     admins = [{"groups": ["domain-admins"], "roles": ["all"], "commands": ["ALL"], "nopasswd": True}]
     assert filters.sudoers_lines(admins, "ws2", "workstation") == ["%Domain\\ Admins ALL=(root) NOPASSWD: ALL"]

@@ -9,6 +9,8 @@ import importlib.util
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PATH = ROOT / "playbooks" / "roles" / "domain_member" / "files" / "provision_sudoers_sync.py"
 _spec = importlib.util.spec_from_file_location("provision_sudoers_sync", PATH)
@@ -86,3 +88,59 @@ def test_logon_data_older_than_the_cache_time_is_picked() -> None:
         f"S-1-5-21-1-2-3-1107     LAB\\bob       {old} UTC\n"
     )
     assert sync.stale_logon_data(listing, 300, now) == ["S-1-5-21-1-2-3-1107"]
+
+
+def test_the_login_search_follows_nested_groups_and_escapes_the_dn() -> None:
+    plain = sync.login_filter("CN=provision-login-ws2,OU=Provision Policy,DC=ad,DC=lab,DC=test")
+    assert plain == ("(&(sAMAccountType=805306368)(memberOf:1.2.840.113556.1.4.1941:="
+                     "CN=provision-login-ws2,OU=Provision Policy,DC=ad,DC=lab,DC=test))")
+    # Filter syntax in a DN stays data: a DN cannot widen the search.
+    odd = sync.login_filter("CN=a\\,b (x)*,OU=P,DC=lab")
+    assert odd.endswith(":=CN=a\\5c,b \\28x\\29\\2a,OU=P,DC=lab))"), odd
+    assert odd.count("(") == odd.count(")") == 3
+
+
+def test_the_login_list_names_each_user_as_pam_listfile_compares_them() -> None:
+    output = (
+        "Got 3 replies\n\n"
+        "sAMAccountName: alice\n\n"
+        "sAMAccountName: OpsAdmin\n\n"
+        "sAMAccountName: evil\nname\n\n"
+    )
+    entries = sync.parse(output)
+    assert entries == [{"sAMAccountName": ["alice"]}, {"sAMAccountName": ["OpsAdmin"]}, {"sAMAccountName": ["evil"]}]
+    names, skipped = sync.login_names(entries, "LAB")
+    assert names == sorted({"alice", "LAB\\alice", "lab\\alice", "OpsAdmin", "opsadmin", "LAB\\OpsAdmin",
+                            "lab\\OpsAdmin", "LAB\\opsadmin", "lab\\opsadmin", "evil", "LAB\\evil", "lab\\evil"})
+    hostile = [{"sAMAccountName": ["bob\nroot"]}, {"sAMAccountName": ["-x"]}, {"sAMAccountName": ["ws1$"]},
+               {"sAMAccountName": ["a" * 80]}]
+    names, skipped = sync.login_names(hostile, "LAB")
+    assert names == [] and len(skipped) == 4
+
+
+def test_a_file_is_replaced_only_when_it_differs_and_only_once_checked(tmp_path: Path) -> None:
+    target = tmp_path / "provision-logins"
+    assert sync.replace(str(target), "alice\n", 0o644) is True
+    assert target.read_text() == "alice\n" and target.stat().st_mode & 0o777 == 0o644
+    assert sync.replace(str(target), "alice\n", 0o644) is False
+    try:
+        sync.replace(str(target), "bob\n", 0o644, ["false"])
+    except RuntimeError as exc:
+        assert "false refused it" in str(exc)
+    else:
+        raise AssertionError("a refused file was written")
+    assert target.read_text() == "alice\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["provision-logins"]
+
+
+def test_without_a_dc_both_files_stay_as_they_are(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    logins, sudoers = tmp_path / "logins", tmp_path / "sudoers"
+    logins.write_text("alice\n")
+    sudoers.write_text("# rules\n")
+    rc = sync.main(["--host=ws2", "--fqdn=ws2.ad.lab.test", f"--sudoers={sudoers}", "--max-age=300",
+                    "--login-group=CN=provision-login-ws2,OU=Provision Policy,DC=ad,DC=lab,DC=test",
+                    f"--logins={logins}", "--workgroup=LAB"])
+    assert rc == 1
+    assert logins.read_text() == "alice\n" and sudoers.read_text() == "# rules\n"
+    err = capsys.readouterr().err
+    assert f"{logins} left as it is" in err and f"{sudoers} left as it is" in err

@@ -19,16 +19,13 @@ def _covers(rule: Mapping[str, Any], host: str, role: str) -> bool:
 
 
 def access_lines(
-    rules: Iterable[Mapping[str, Any]] | None, host: str, role: str, connecting: str = "root", group: str = ""
+    rules: Iterable[Mapping[str, Any]] | None, host: str, role: str, connecting: str = "root"
 ) -> list[str]:
-    """pam_access lines (first match wins, as in the spec): root and the account the
-    controller connects as first, whatever the policy says (the controller's key is the
-    break-glass path); cron jobs are not logins; then the rules that cover this host (or,
-    on a domain member, its login group, which the DCs keep from the rules); then everyone
-    else is refused."""
+    """pam_access lines of a workgroup peer (first match wins, as in the spec): root and the
+    account the controller connects as first, whatever the policy says (the controller's key
+    is the break-glass path); cron jobs are not logins; then the rules that cover this host;
+    then everyone else is refused. (A domain's hosts ask the directory instead.)"""
     lines = ["+:root:ALL"] + ([f"+:{connecting}:ALL"] if connecting != "root" else []) + ["+:ALL:cron crond"]
-    if group:
-        return [*lines, f"+:({group}):ALL", "-:ALL:ALL"]
     for rule in rules or ():
         if not _covers(rule, host, role):
             continue
@@ -53,6 +50,20 @@ def sudoers_lines(rules: Iterable[Mapping[str, Any]], host: str, role: str) -> l
     return lines
 
 
+def systemd_command(argv: Iterable[str]) -> str:
+    """A command line for a unit's ExecStart=: each word in double quotes (a DN has spaces), with
+    backslashes and quotes escaped and % doubled, so systemd reads back exactly ``argv``."""
+    words = []
+    for arg in argv:
+        quoted = str(arg).replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+        words.append(f'"{quoted}"')
+    return " ".join(words)
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"provision_access_lines": access_lines, "provision_sudoers_lines": sudoers_lines}
+        return {
+            "provision_access_lines": access_lines,
+            "provision_sudoers_lines": sudoers_lines,
+            "provision_systemd_command": systemd_command,
+        }

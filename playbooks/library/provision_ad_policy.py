@@ -10,10 +10,14 @@ short_description: Keep the login and sudo policy of a Samba AD domain in its di
 description:
   - Runs on the first DC of a Samba AD domain (the schema master), as root. The members read the
     policy from the directory, so a change of policy is a change on the DCs only.
-  - Login - one security group per member, C(provision-login-<host>) in O(ou), whose members are the
-    users allowed to log in there (and the Domain Admins group, nested, where the policy lets the
-    domain's administrators in). sssd members test it with C(ad_access_filter), winbind members with
-    pam_access. Groups of members that left O(logins) are deleted (only groups carrying O(marker)).
+  - Login - one group per host, C(provision-login-<host>) in O(ou), whose members are the users and
+    groups allowed to log in there (and the Domain Admins group, nested, where the policy lets the
+    domain's administrators in). sssd members test it with C(ad_access_filter), winbind members and
+    DCs read its members (nested ones too) with a directory search. It is a global distribution
+    group, not a security group - it never enters a user's Kerberos ticket or logon token, so a user
+    allowed on two thousand hosts does not carry two thousand group SIDs (AD's token holds about
+    1,000). A login group of another type is converted (domain local through universal, as AD
+    demands). Groups of hosts that left O(logins) are deleted (only groups carrying O(marker)).
   - Sudo - one C(sudoRole) object per rule in O(sudo_ou), which Authenticated Users may read (an
     inherited ACE on the OU) (sudoUser, sudoHost, sudoCommand,
     sudoRunAsUser root, sudoOption C(!authenticate) for rules without password, sudoOrder), read by sssd's
@@ -58,13 +62,6 @@ options:
         default: []
       admins:
         description: Whether the Domain Admins group (nested) may log in there too.
-        type: bool
-        default: false
-      dc:
-        description:
-          - Whether the host is a domain controller. Its group is then domain local, not global - a DC's
-            own winbind finds a user's domain local groups through every nested group (Domain Admins in the
-            login group), its global groups only directly. An existing group is converted (through universal).
         type: bool
         default: false
   sudo_ou:
@@ -116,7 +113,7 @@ EXAMPLES = r"""
     logins:
       - {host: ws1, users: [bob], groups: [staff]}
       - {host: fs1, users: [], admins: true}
-      - {host: dc1, admins: true, dc: true}
+      - {host: dc1, admins: true}
     sudo:
       - {name: provision-sudo-0, groups: [admins], hosts: [ws1, ws1.lab.example], commands: [ALL]}
 """
@@ -150,7 +147,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
             "users": {"type": "list", "elements": "str", "default": []},
             "groups": {"type": "list", "elements": "str", "default": []},
             "admins": {"type": "bool", "default": False},
-            "dc": {"type": "bool", "default": False},
         },
     },
     "sudo_ou": {"type": "str", "default": "OU=SUDOers"},
@@ -171,11 +167,11 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 LOGIN_PREFIX = "provision-login-"
-# Security group types (GROUP_TYPE_SECURITY_ENABLED with ACCOUNT_GROUP, UNIVERSAL_GROUP or
-# RESOURCE_GROUP): global for members, domain local for DCs; universal is the step between.
-GLOBAL_SECURITY = str(-2147483646)
-UNIVERSAL_SECURITY = str(-2147483640)
-LOCAL_SECURITY = str(-2147483644)
+# groupType bits: the scope (global, domain local, universal) and security, which makes a group part
+# of its members' tokens. Login groups are global distribution groups (LOGIN_GROUP_TYPE).
+GLOBAL_SCOPE, LOCAL_SCOPE, UNIVERSAL_SCOPE = 0x2, 0x4, 0x8
+SECURITY = 0x80000000
+LOGIN_GROUP_TYPE = GLOBAL_SCOPE
 DOMAIN_ADMINS_RID = 512
 SUDO_OID = "1.3.6.1.4.1.15953.9"
 # The sudo project's schema for Active Directory (docs/schema.ActiveDirectory):
@@ -247,6 +243,21 @@ def load_samba() -> None:
 
 def login_group(host: str) -> str:
     return LOGIN_PREFIX + host.lower()
+
+
+def group_type_steps(current: int) -> list[int]:
+    """The groupType values that turn a group of type ``current`` into a login group, one modify each:
+    AD changes a domain local group to global only through universal, and the scope before the
+    security flag (as signed 32-bit values, the way the directory stores them)."""
+    scope, security = current & (GLOBAL_SCOPE | LOCAL_SCOPE | UNIVERSAL_SCOPE), current & SECURITY
+    steps = []
+    if scope == LOCAL_SCOPE:
+        steps.append(UNIVERSAL_SCOPE | security)
+    if scope != GLOBAL_SCOPE:
+        steps.append(GLOBAL_SCOPE | security)
+    if security:
+        steps.append(LOGIN_GROUP_TYPE)
+    return [s - (1 << 32) if s & SECURITY else s for s in steps]
 
 
 def check_request(params: Mapping[str, Any]) -> None:
@@ -406,7 +417,6 @@ class Run:
                     raise Invalid(f"{kind} {name} is not in the directory")
                 accounts[kind, name] = dn or f"CN={name},CN=Users,{self.base}"
         for group, item in sorted(wanted.items()):
-            group_type = LOCAL_SECURITY if item["dc"] else GLOBAL_SECURITY
             members = {
                 accounts[kind, n].lower(): accounts[kind, n] for kind in ("user", "group") for n in item[f"{kind}s"]
             }
@@ -421,7 +431,7 @@ class Run:
                             "dn": f"CN={group},{ou}",
                             "objectClass": "group",
                             "sAMAccountName": group,
-                            "groupType": group_type,
+                            "groupType": str(LOGIN_GROUP_TYPE),
                             "description": f"Who may log in on {item['host']} (provision's login policy)",
                             "adminDescription": self.marker,
                         }
@@ -430,16 +440,16 @@ class Run:
                 continue
             if first(msg, "adminDescription") != self.marker:
                 raise Invalid(f"group {group} exists but was not made by provision; rename or remove it")
-            if first(msg, "groupType") != group_type and self.change(
-                f"login group {group}: make it {'domain local' if item['dc'] else 'global'}",
+            steps = group_type_steps(int(first(msg, "groupType") or LOGIN_GROUP_TYPE))
+            if steps and self.change(
+                f"login group {group}: make it a global distribution group",
                 before=[f"{group} groupType: {first(msg, 'groupType')}"],
-                after=[f"{group} groupType: {group_type}"],
+                after=[f"{group} groupType: {LOGIN_GROUP_TYPE}"],
             ):
-                # AD converts between global and domain local only through universal.
-                for step in (UNIVERSAL_SECURITY, group_type):
+                for step in steps:
                     m = ldb.Message()
                     m.dn = msg.dn
-                    m["groupType"] = ldb.MessageElement(step, ldb.FLAG_MOD_REPLACE, "groupType")
+                    m["groupType"] = ldb.MessageElement(str(step), ldb.FLAG_MOD_REPLACE, "groupType")
                     self.samdb.modify(m)
             current = {v.lower(): v for v in every(msg, "member")}
             add = [dn for key, dn in members.items() if key not in current]

@@ -316,7 +316,7 @@ def check_local_user(host: Host, name: str) -> None:
     assert res.rc == 0, f"user {name} has no Samba account"
 
 
-# Asks PAM's account phase (what pam_access, pam_sss and pam_winbind decide at an SSH logon)
+# Asks PAM's account phase (what pam_access or pam_listfile, pam_sss and pam_winbind decide at an SSH logon)
 # for each user named in argv, as sshd would from a remote address, and prints "USER in",
 # "USER out" or "USER absent". No authentication and no session: nothing is created on the
 # host (su would run the session phase: home directories, a systemd user manager).
@@ -352,7 +352,7 @@ for user in sys.argv[1:]:
 
 @kind
 def check_login_policy(host: Host, expected: dict[str, dict[str, Any]]) -> None:
-    """The policy as PAM and sudo apply it: PAM's account phase for sshd (pam_access, pam_sss,
+    """The policy as PAM and sudo apply it: PAM's account phase for sshd (pam_access or pam_listfile, pam_sss,
     pam_winbind) decides for each user with an account here, and sudo -l lists what each may
     run as root."""
     names = " ".join(shlex.quote(n) for n in sorted(expected))

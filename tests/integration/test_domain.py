@@ -609,6 +609,9 @@ def test_a_domain_admin_made_in_the_directory_administers_the_dcs(domain):
         synced = run(DCS["dc1"], f"samba-tool drs replicate dc2.{DOMAIN} dc1.{DOMAIN} {BASE}")
         assert synced.returncode == 0, synced.stdout + synced.stderr
         for target in ("dc1", "dc2", "fs1"):
+            # The hosts' login lists follow within the reader's period (360 s); the test runs it now.
+            read = run(ADDRESS[target], "systemctl start provision-sudoers-sync.service")
+            assert read.returncode == 0, read.stdout + read.stderr
             out = _password_ssh(admin, target, pw, "id -un; sudo -S -p '' id -u")
             assert out is not None and out.split()[-2:] in ([admin, "0"], [f"LAB\\{admin}", "0"]), (target, out)
         ticket = _gssapi_ssh(admin, "ws1", "dc1", pw)
@@ -621,23 +624,34 @@ def test_a_domain_admin_made_in_the_directory_administers_the_dcs(domain):
         run(DCS["dc1"], f"samba-tool user delete {admin}")
 
 
-def test_dc_login_groups_are_domain_local_and_kept_so(domain, tmp_path):
-    """A DC's winbind follows nested groups (Domain Admins in the login group) only into domain local
-    groups: the DCs' login groups are domain local, the members' global; one turned global by hand is
-    converted back (through universal, as AD demands) by the next run on the DCs."""
-    dn = f"CN=provision-login-dc2,OU=Provision Policy,{BASE}"
-    for kind in (-2147483640, -2147483646):  # universal, then global
-        ldif = f"dn: {dn}\nchangetype: modify\nreplace: groupType\ngroupType: {kind}\n"
-        out = run(DCS["dc1"], "ldbmodify -H /var/lib/samba/private/sam.ldb", stdin=ldif)
-        assert out.returncode == 0, out.stdout + out.stderr
+def test_login_groups_are_in_no_token_and_kept_so(domain, tmp_path):
+    """Login groups are global distribution groups: no user's ticket or logon token carries them (a
+    user allowed on thousands of hosts would otherwise carry thousands of group SIDs), so neither
+    sssd nor winbind lists them among a user's groups, while the login list still follows them. One
+    made a domain local security group by hand (the path AD allows: universal, domain local, then
+    security) and one made a security group are converted back by the next run on the DCs."""
+    for group, steps in (("provision-login-dc2", (8, 4, -2147483644)), ("provision-login-fs1", (-2147483646,))):
+        for kind in steps:
+            ldif = (f"dn: CN={group},OU=Provision Policy,{BASE}\nchangetype: modify\n"
+                    f"replace: groupType\ngroupType: {kind}\n")
+            out = run(DCS["dc1"], "ldbmodify -H /var/lib/samba/private/sam.ldb", stdin=ldif)
+            assert out.returncode == 0, out.stdout + out.stderr
     rep = tmp_path / "dcs.json"
     proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", "dc1,dc2", "--report-json", str(rep))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "dc1" in changed_hosts(report(rep)), report(rep)["hosts"]
-    for group, kind in (("provision-login-dc1", "-2147483644"), ("provision-login-dc2", "-2147483644"),
-                        ("provision-login-fs1", "-2147483646")):
+    for group in ("provision-login-dc1", "provision-login-dc2", "provision-login-fs1", "provision-login-ws1"):
         shown = run(DCS["dc1"], f"samba-tool group show {group} --attributes=groupType").stdout
-        assert f"groupType: {kind}" in shown, (group, shown)
+        assert "groupType: 2\n" in shown, (group, shown)
+    for ws in ("ws1", "ws2"):
+        groups = run(ADDRESS[ws], "id -Gn alice").stdout
+        assert "engineering" in groups and "provision-login" not in groups, (ws, groups)
+    tokens = run(ADDRESS["ws2"], "wbinfo --user-domgroups=$(wbinfo -n alice | cut -d' ' -f1) | xargs -n1 wbinfo -s")
+    assert tokens.returncode == 0 and "engineering" in tokens.stdout, tokens.stdout + tokens.stderr
+    assert "provision-login" not in tokens.stdout, tokens.stdout
+    # The login list follows the group all the same (alice through engineering, nested; bob is staff).
+    listed = run(ADDRESS["fs1"], "cat /etc/security/provision-logins").stdout.split()
+    assert "alice" in listed and "LAB\\alice" in listed and "bob" not in listed, listed
 
 
 def _sudo(address: str, user: str) -> subprocess.CompletedProcess[str]:
