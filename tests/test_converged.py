@@ -24,7 +24,7 @@ def _load(path: Path, name: str) -> Any:
 
 
 def _filter() -> Any:
-    return _load(ROOT / "playbooks" / "filter_plugins" / "converged.py", "converged_filter")
+    return _load(ROOT / "playbooks" / "action_plugins" / "provision_converged.py", "converged_action")
 
 
 MODULE = _load(ROOT / "playbooks" / "library" / "provision_converged.py", "provision_converged")
@@ -138,8 +138,8 @@ def test_record_keeps_other_roles_and_survives_a_corrupt_file(host: dict[str, An
 def test_inputs_digest_covers_vars_and_code_but_never_secrets(tmp_path: Path) -> None:
     mod = _filter()
     roles_dir = tmp_path / "playbooks"
-    (roles_dir / "app" / "tasks").mkdir(parents=True)
-    main = roles_dir / "app" / "tasks" / "main.yml"
+    (roles_dir / "roles" / "app" / "tasks").mkdir(parents=True)
+    main = roles_dir / "roles" / "app" / "tasks" / "main.yml"
     main.write_text("---\n")
     ignore = "password|secret|^provision_(full|rollout_)"
     base = {"provision_users": ["alice"], "app_mode": "0750", "other_x": 1, "provision_full": True,
@@ -162,6 +162,39 @@ def test_inputs_digest_covers_vars_and_code_but_never_secrets(tmp_path: Path) ->
     main.write_text("---\n- name: new task\n")
     assert digest(base) != first
     assert mod.converged_request(["app"], {}, str(roles_dir), ignore)["roles"]["app"]["watch"] is None
+
+
+def test_inputs_are_digested_as_written_and_only_watch_lists_and_secrets_rendered(tmp_path: Path) -> None:
+    """Rendering every role default for every host costs a Jinja compile each: the digest takes the
+    variables as written (role defaults are code) with the host's name, address and groups."""
+    mod = _filter()
+    code = tmp_path / "playbooks"
+    for role in ("app", "dep", "converged"):
+        (code / "roles" / role).mkdir(parents=True)
+    ignore = "password|secret"
+    rendered: list[Any] = []
+
+    def render(value: Any) -> Any:
+        rendered.append(value)
+        return {"files": ["/etc/app.conf"]} if isinstance(value, str) and "watch" in value else "Pw-1"
+
+    base = {"app_count": "{{ provision_users | length }}", "dep_dir": "/srv/{{ inventory_hostname }}",
+            "provision_users": ["alice"], "provision_admin_password": "{{ lookup('env', 'PW') }}",
+            "app_converged_watch": "{{ watch }}", "converged_roles": ["app"], "unrelated": 1,
+            "inventory_hostname": "ws1", "ansible_host": "10.231.0.31", "group_names": ["workstation"]}
+
+    def digest(variables: dict[str, Any]) -> str:
+        return mod.converged_request(["app"], variables, str(code), ignore, render)["roles"]["app"]["inputs"]
+
+    req = mod.converged_request(["app"], base, str(code), ignore, render)
+    assert req["roles"]["app"]["watch"] == {"files": ["/etc/app.conf"]}
+    assert sorted(map(str, rendered)) == ["{{ lookup('env', 'PW') }}", "{{ watch }}"]
+    first = digest(base)
+    assert digest({**base, "unrelated": 2, "converged_roles": ["app", "x"]}) == first
+    for change in ({"app_count": "{{ provision_users | length + 1 }}"}, {"dep_dir": "/srv/x"},
+                   {"provision_users": ["alice", "bob"]}, {"ansible_host": "10.231.0.99"},
+                   {"group_names": ["file_server"]}, {"inventory_hostname": "ws2"}):
+        assert digest({**base, **change}) != first, change
 
 
 def test_secrets_under_innocent_names_are_scrubbed_by_value(tmp_path: Path) -> None:

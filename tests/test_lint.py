@@ -10,8 +10,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-# The playbooks' Python: modules, module_utils, filter plugins (the converged probe is not formatted).
-PLAYBOOK_PYTHON = ["playbooks/library", "playbooks/module_utils", "playbooks/filter_plugins"]
+# The playbooks' Python: modules, module_utils, filter and action plugins, the policy reader.
+PLAYBOOK_PYTHON = [
+    "playbooks/library",
+    "playbooks/module_utils",
+    "playbooks/filter_plugins",
+    "playbooks/action_plugins",
+    "playbooks/roles/domain_member/files",
+]
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -35,4 +41,7 @@ def test_ruff_and_mypy() -> None:
     res = _run([str(BIN / "ruff"), "format", "--check", "provision", *PLAYBOOK_PYTHON], ROOT)
     assert res.returncode == 0, res.stdout
     res = _run([str(BIN / "mypy")], ROOT)
+    assert res.returncode == 0, res.stdout
+    # The action plugins apart: each shares its module's name.
+    res = _run([str(BIN / "mypy"), "playbooks/action_plugins"], ROOT)
     assert res.returncode == 0, res.stdout

@@ -33,8 +33,21 @@ options:
       - Each role of the play, by name, with C(inputs) (the controller's digest of its variables and
         code) and C(watch) (a dict of lists - files, dirs, trees, units, packages, users, groups,
         commands - or null when the role has none and so always runs).
+      - Worked out by the action plugin from I(inputs_of) for the probe; given as is to record.
     type: dict
-    required: true
+    default: {}
+  inputs_of:
+    description:
+      - The probe - the roles of the play, in play order. The module's action plugin (on the controller)
+        turns them into I(roles) and I(passwords) from the task's variables and removes this option.
+    type: list
+    elements: str
+  ignore:
+    description:
+      - With I(inputs_of), a regular expression of variable names left out of the inputs (secrets,
+        run-time switches); secrets' values are also scrubbed from the rest. Used by the action plugin.
+    type: str
+    default: password|secret
   passwords:
     description: By role, the Samba passwords it wants (user to password), checked by NT hash.
     type: dict
@@ -375,7 +388,9 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "state_file": {"type": "path", "required": True},
-            "roles": {"type": "dict", "required": True},
+            "roles": {"type": "dict", "default": {}},
+            "inputs_of": {"type": "list", "elements": "str"},
+            "ignore": {"type": "str", "default": "password|secret"},
             "passwords": {"type": "dict", "default": {}, "no_log": True},
             "record": {"type": "list", "elements": "str", "default": []},
             "full": {"type": "bool", "default": False},
