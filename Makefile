@@ -76,7 +76,7 @@ test-unit: venv
 
 lint: venv
 	$(BIN)/ruff check provision tests bench playbooks
-	$(BIN)/ruff format --check provision playbooks/library playbooks/module_utils playbooks/filter_plugins playbooks/action_plugins playbooks/roles/domain_member/files
+	$(BIN)/ruff format --check provision playbooks/library playbooks/module_utils playbooks/filter_plugins playbooks/lookup_plugins playbooks/action_plugins playbooks/roles/domain_member/files
 	$(BIN)/mypy
 	$(BIN)/mypy playbooks/action_plugins
 	cd playbooks && ../$(BIN)/yamllint . && ../$(BIN)/ansible-lint --profile production

@@ -15,6 +15,7 @@ PLAYBOOK_PYTHON = [
     "playbooks/library",
     "playbooks/module_utils",
     "playbooks/filter_plugins",
+    "playbooks/lookup_plugins",
     "playbooks/action_plugins",
     "playbooks/roles/domain_member/files",
 ]

@@ -77,9 +77,9 @@ EXAMPLES = r"""
       - {path: /etc/chrony/conf.d, mode: "0755"}
     files:
       - path: /etc/hosts
-        content: "{{ lookup('ansible.builtin.template', 'hosts.j2') }}"
+        content: "{{ lookup('provision_template', 'hosts.j2') }}"
       - path: /etc/nftables.conf
-        content: "{{ lookup('ansible.builtin.template', 'nftables.conf.j2') }}"
+        content: "{{ lookup('provision_template', 'nftables.conf.j2') }}"
         mode: "0755"
         validate: nft -c -f %s
   register: base_files

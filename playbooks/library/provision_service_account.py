@@ -148,11 +148,11 @@ EXAMPLES = r"""
     secret_file: /etc/provision/secrets/mail-ldap.pw
     files:
       - path: /etc/postfix/ldap-users.cf
-        content: "{{ lookup('ansible.builtin.template', 'ldap-users.cf.j2') }}"
+        content: "{{ lookup('provision_template', 'ldap-users.cf.j2') }}"
         group: postfix
         mode: "0640"
       - path: /etc/dovecot/dovecot-ldap.conf.ext
-        content: "{{ lookup('ansible.builtin.template', 'dovecot-ldap.conf.ext.j2') }}"
+        content: "{{ lookup('provision_template', 'dovecot-ldap.conf.ext.j2') }}"
         group: dovecot
         mode: "0640"
     check_users: [alice]
