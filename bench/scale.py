@@ -5,8 +5,10 @@ Run as root:  .venv/bin/python bench/scale.py [--sizes 0,10,25,50,100] [--workgr
 For each N: inventories/lab-domain.yml plus N workstations from a range (half sssd,
 half winbind), on fresh hosts: lab up, first apply, re-apply with nothing to change,
 verify; wall time and the controller's CPU (provision and everything it started) of
-each; then the marginal cost of an added workstation (least-squares slope of the first
-apply over N). --workgroup M also times lab-workgroup.yml's peers plus M more peers.
+each, and of the first apply also the CPU the lab's hosts used meanwhile (DCs,
+workstations, other servers; they share the controller's cores); then the marginal cost
+of an added workstation (least-squares slope of the first apply over N). --workgroup M
+also times lab-workgroup.yml's peers plus M more peers.
 Targets (issue 12, 2 cores): first apply of the 5-host domain <= 60 s, marginal cost per
 workstation <= 3 s wall and <= 1 s CPU, re-apply and verify of the 100-workstation
 domain <= 30 s each, lab up of 100 hosts <= 60 s. Destroys the lab before and after;
@@ -31,7 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from provision import lab, spec  # noqa: E402
+from provision.lab import cgroups  # noqa: E402
+from provision.lab.paths import CGROUP_ROOT  # noqa: E402
 from provision.secrets import env_names  # noqa: E402
+
+# Where a run's CPU goes, besides the controller: the lab's hosts by kind (host name prefix).
+KINDS = (("dc", "DCs"), ("ws", "workstations"))
 
 
 def children_cpu() -> float:
@@ -39,9 +46,21 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(env: dict[str, str], *args: str) -> tuple[float, float]:
-    """(wall, controller CPU) of one provision command; exits on failure."""
-    cpu, start = children_cpu(), time.monotonic()
+def hosts_cpu() -> dict[str, float]:
+    """CPU seconds used so far by the lab's hosts, summed by kind ("other": the other servers)."""
+    totals = {label: 0.0 for _, label in KINDS} | {"other": 0.0}
+    for name in cgroups.children(CGROUP_ROOT):
+        seconds = None if name.startswith("_") else cgroups.cpu_seconds(f"{CGROUP_ROOT}/{name}")
+        if seconds is not None:
+            kind = next((label for prefix, label in KINDS if name.startswith(prefix)), "other")
+            totals[kind] += seconds
+    return totals
+
+
+def timed(env: dict[str, str], *args: str, hosts: dict[str, float] | None = None) -> tuple[float, float]:
+    """(wall, controller CPU) of one provision command; exits on failure. With ``hosts``, adds
+    the CPU the lab's hosts used meanwhile, by kind, to it."""
+    cpu, start, before = children_cpu(), time.monotonic(), hosts_cpu()
     proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False)
     wall = time.monotonic() - start
@@ -49,6 +68,9 @@ def timed(env: dict[str, str], *args: str) -> tuple[float, float]:
         failed = "\n".join(line for line in proc.stdout.splitlines() if " FAIL " in line)
         tail = proc.stdout[-2000:] + proc.stderr[-2000:]
         sys.exit(f"provision {' '.join(args)} failed ({proc.returncode}):\n{failed}\n{tail}")
+    if hosts is not None:
+        for kind, seconds in hosts_cpu().items():
+            hosts[kind] = hosts.get(kind, 0.0) + seconds - before[kind]
     return wall, children_cpu() - cpu
 
 
@@ -84,11 +106,20 @@ def measure(path: Path) -> dict[str, float]:
     start = time.monotonic()
     lab.up(network.hosts)
     up = time.monotonic() - start
-    first, first_cpu = timed(env, "apply", str(path))
+    hosts: dict[str, float] = {}
+    first, first_cpu = timed(env, "apply", str(path), hosts=hosts)
     again, again_cpu = timed(env, "apply", str(path), "--skip-preflight")
     check, check_cpu = timed(env, "verify", str(path))
     return {"hosts": len(network.hosts), "up": up, "first": first, "first_cpu": first_cpu,
-            "again": again, "again_cpu": again_cpu, "verify": check, "verify_cpu": check_cpu}
+            "again": again, "again_cpu": again_cpu, "verify": check, "verify_cpu": check_cpu,
+            **{f"first_cpu_{kind}": seconds for kind, seconds in hosts.items()}}
+
+
+def cpu_split(name: str, r: dict[str, float]) -> str:
+    """Where the first apply's CPU went: the controller and the lab's hosts by kind."""
+    kinds = [k.removeprefix("first_cpu_") for k in r if k.startswith("first_cpu_")]
+    parts = [f"controller {r['first_cpu']:.1f}s"] + [f"{k} {r['first_cpu_' + k]:.1f}s" for k in kinds]
+    return f"{name:<16} first apply CPU: " + ", ".join(parts)
 
 
 def row(name: str, r: dict[str, float]) -> str:
@@ -123,6 +154,7 @@ def main() -> None:
             r = measure(domain_spec(n, folder))
             rows.append((n, r))
             print(row(f"domain+{n}", r), flush=True)
+            print(cpu_split(f"domain+{n}", r), flush=True)
         if args.workgroup is not None:
             print(row(f"workgroup+{args.workgroup}", measure(workgroup_spec(args.workgroup, folder))), flush=True)
         if len(rows) > 1:
@@ -130,6 +162,11 @@ def main() -> None:
             wall = slope(xs, [r["first"] for _, r in rows])
             cpu = slope(xs, [r["first_cpu"] for _, r in rows])
             print(f"marginal first apply per workstation: {wall:.2f} s wall, {cpu:.2f} s controller CPU")
+            kinds = [k for k in rows[0][1] if k.startswith("first_cpu_")]
+            hosts = {k.removeprefix("first_cpu_"): slope(xs, [r.get(k, 0.0) for _, r in rows]) for k in kinds}
+            if hosts:
+                print("  and on the lab's hosts (same cores): "
+                      + ", ".join(f"{kind} {seconds:.2f} s" for kind, seconds in hosts.items()))
     finally:
         lab.down(destroy=True)
 

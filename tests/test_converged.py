@@ -275,3 +275,31 @@ def test_a_full_run_makes_every_role_dirty_and_records_as_usual(host: dict[str, 
     assert answer["why"] == "app: full run asked for"
     again = MODULE.probe(str(host["state"]), plain, {}, ["app"], write=True, full=True)
     assert again["recorded"] == ["app"] and again["dirty"] == []
+
+
+def test_the_probe_names_the_installed_packages_whatever_the_roles_say(tmp_path: Path) -> None:
+    """dpkg's own answer on this Debian machine: an unknown package is missing, the order is the
+    one asked for, and a first apply (every role never recorded) still gets the answer."""
+    assert MODULE.installed_packages(["no-such-package-xyz", "python3", "bash"]) == ["python3", "bash"]
+    assert MODULE.installed_packages([]) == []
+    from ansible_modules import run_module
+
+    answer = run_module(
+        "provision_converged",
+        {"state_file": str(tmp_path / "converged.json"), "roles": {"app": {"inputs": "i", "watch": {}}},
+         "packages": ["bash", "no-such-package-xyz"]},
+    )
+    assert answer["dirty"] == ["app"] and answer["packages_installed"] == ["bash"]
+    assert run_module("provision_converged", {"state_file": str(tmp_path / "c.json")})["packages_installed"] == []
+
+
+def test_the_probe_reports_the_host_name_and_whether_apt_has_lists(tmp_path: Path) -> None:
+    """base sets the running host name only where it differs, and has apt update a cache with
+    no package index: the answers must be this host's."""
+    import socket
+
+    facts = MODULE.probe(str(tmp_path / "c.json"), {}, {}, [], write=False)["facts"]
+    assert facts["hostname"] == socket.gethostname()
+    assert facts["python"] and "ssh_connection" in facts
+    lists = Path("/var/lib/apt/lists")
+    assert facts["apt_lists"] is (lists.is_dir() and any("_Packages" in p.name for p in lists.iterdir()))

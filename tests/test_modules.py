@@ -243,6 +243,7 @@ def test_files_written_once_then_nothing_to_do(tmp_path: Path) -> None:
             "files": [{"path": str(a), "content": "one\n"}, {"path": str(b), "content": "two\n", "mode": "0600"}]}
     first = run_module("provision_files", args)
     assert first["changed"] is True and first["changed_files"] == [str(a), str(b)]
+    assert first["created_files"] == [str(a), str(b)]
     assert a.read_text() == "one\n" and b.read_text() == "two\n"
     assert oct(b.stat().st_mode & 0o7777) == "0o600" and oct(b.parent.stat().st_mode & 0o7777) == "0o750"
     again = run_module("provision_files", args)
@@ -260,6 +261,8 @@ def test_files_an_exclusive_directory_keeps_only_the_listed_files(tmp_path: Path
             "files": [{"path": str(cas / "ca-1.crt"), "content": "the CA\n"}]}
     dry = run_module("provision_files", args, check=True)
     assert dry["changed_files"] == [str(cas / "ca-1.crt"), str(cas / "ca-2.crt"), str(cas / "link.crt")]
+    # Removed files are changed, not created: the role relinks its CA store from scratch then.
+    assert dry["created_files"] == [str(cas / "ca-1.crt")]
     assert (cas / "ca-2.crt").exists() and not (cas / "ca-1.crt").exists()
     run_module("provision_files", args)
     assert sorted(p.name for p in cas.iterdir()) == ["ca-1.crt", "sub"]
@@ -297,6 +300,7 @@ def test_files_only_the_changed_one_is_reported_and_modes_are_fixed(tmp_path: Pa
     b.chmod(0o666)
     result = run_module("provision_files", args)
     assert result["changed_files"] == [str(b)] and oct(b.stat().st_mode & 0o777) == "0o644"
+    assert result["created_files"] == []
 
 
 def test_files_validation_keeps_the_old_file(tmp_path: Path) -> None:

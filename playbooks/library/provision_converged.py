@@ -63,6 +63,15 @@ options:
         still carries the trees and facts.
     type: bool
     default: false
+  packages:
+    description:
+      - Debian packages the play's roles install, whatever the roles' state. The answer's
+        C(packages_installed) says which of them are installed and configured, so that a host which
+        has them all skips its apt run (a module run and an apt cache update) even when the roles
+        run. One dpkg-query.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -103,13 +112,22 @@ cap_sys_time:
   returned: success
   type: bool
 facts:
-  description: The few host facts the roles use - python (this interpreter) and ssh_connection.
+  description:
+    - The few host facts the roles use - python (this interpreter), ssh_connection, hostname (the
+      running one) and apt_lists (whether /var/lib/apt/lists holds any package index).
   returned: success
   type: dict
 request:
   description: I(roles) back, for the record step.
   returned: success
   type: dict
+packages_installed:
+  description:
+    - Those of I(packages) that are installed and configured (dpkg status C(ii) or C(hi)), in the
+      order given. A package not named here is missing, half-installed or unknown.
+  returned: success
+  type: list
+  elements: str
 recorded:
   description: The roles whose fingerprints were stored.
   returned: success
@@ -122,6 +140,7 @@ import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import pwd  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
@@ -225,18 +244,49 @@ def units_state(names: list[str]) -> dict[str, Any]:
     return {"rc": res.returncode, "show": res.stdout.strip().split("\n\n")}
 
 
+def dpkg_query(fmt: str, names: list[str]) -> subprocess.CompletedProcess[str]:
+    """dpkg-query -W of ``names`` (unknown ones are left out of its output, rc 1)."""
+    return subprocess.run(
+        ["dpkg-query", "-W", "-f", fmt, "--", *names], capture_output=True, text=True, env=ENV, timeout=60, check=False
+    )
+
+
 def packages_state(names: list[str]) -> dict[str, Any]:
     if not names:
         return {}
-    res = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev} ${Version}\n", "--", *names],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=60,
-        check=False,
-    )
+    res = dpkg_query("${Package} ${db:Status-Abbrev} ${Version}\n", names)
     return {"rc": res.returncode, "out": sorted(res.stdout.splitlines())}
+
+
+def host_facts() -> dict[str, Any]:
+    """The few host facts the roles use, so that plays need not gather facts: this interpreter,
+    SSH_CONNECTION (whose address the firewall must keep allowed), the running host name
+    (base sets it only where it differs) and whether apt
+    has package lists at all (an image whose lists were wiped looks freshly updated to apt's
+    cache_valid_time, and then finds no package to install)."""
+    try:
+        apt_lists = any("_Packages" in name for name in os.listdir("/var/lib/apt/lists"))
+    except OSError:
+        apt_lists = False
+    return {
+        "python": sys.executable,
+        "ssh_connection": os.environ.get("SSH_CONNECTION", ""),
+        "hostname": socket.gethostname(),
+        "apt_lists": apt_lists,
+    }
+
+
+def installed_packages(names: list[str]) -> list[str]:
+    """Those of ``names`` dpkg has installed and configured, with no error flag (in ``names`` order)."""
+    if not names:
+        return []
+    res = dpkg_query("${Package}\t${db:Status-Abbrev}\n", names)
+    ok = set()
+    for line in res.stdout.splitlines():
+        name, _, status = line.partition("\t")
+        if status.rstrip("\n") in ("ii ", "hi ", "ii", "hi"):
+            ok.add(name.split(":")[0])
+    return [n for n in names if n in ok]
 
 
 def account_state(name: str) -> list[Any] | None:
@@ -323,6 +373,7 @@ def probe(
     record: list[str],
     write: bool,
     full: bool = False,
+    packages: list[str] | None = None,
 ) -> dict[str, Any]:
     """The answer for every role of ``roles``; with ``record``, stores those roles (when ``write``).
 
@@ -336,8 +387,9 @@ def probe(
         "recorded": [],
         "trees": {},
         "cap_sys_time": cap_sys_time(),
-        "facts": {"python": sys.executable, "ssh_connection": os.environ.get("SSH_CONNECTION", "")},
+        "facts": host_facts(),
         "request": roles,
+        "packages_installed": installed_packages(packages or []),
     }
     for role, spec in sorted(roles.items()):
         if not isinstance(spec, dict) or spec.get("watch") is None:
@@ -394,12 +446,19 @@ def main() -> None:
             "passwords": {"type": "dict", "default": {}, "no_log": True},
             "record": {"type": "list", "elements": "str", "default": []},
             "full": {"type": "bool", "default": False},
+            "packages": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
     p = module.params
     answer = probe(
-        p["state_file"], p["roles"], p["passwords"], p["record"], write=not module.check_mode, full=p["full"]
+        p["state_file"],
+        p["roles"],
+        p["passwords"],
+        p["record"],
+        write=not module.check_mode,
+        full=p["full"],
+        packages=p["packages"],
     )
     module.exit_json(changed=False, **answer)
 

@@ -91,6 +91,13 @@ changed_files:
   returned: success
   type: list
   elements: str
+created_files:
+  description:
+    - Those of C(changed_files) that did not exist before (a store rebuilt from a directory can
+      then add them instead of relinking everything).
+  returned: success
+  type: list
+  elements: str
 changed_directories:
   description: Directories that were (or would be) created or changed.
   returned: success
@@ -190,6 +197,7 @@ def main() -> None:
     check = module.check_mode
     changed_dirs: list[str] = []
     changed_files: list[str] = []
+    created_files: list[str] = []
     diffs: list[dict[str, str]] = []
     try:
         for spec in module.params["directories"]:
@@ -210,6 +218,8 @@ def main() -> None:
             if same_content and same_meta:
                 continue
             changed_files.append(path)
+            if st is None:
+                created_files.append(path)
             if not same_content:
                 before = "" if old is None else old.decode("utf-8", "replace")
                 diffs.append({"before": before, "after": spec["content"], "before_header": path, "after_header": path})
@@ -241,6 +251,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "changed": bool(changed_files or changed_dirs),
         "changed_files": changed_files,
+        "created_files": created_files,
         "changed_directories": changed_dirs,
     }
     if module._diff and diffs:

@@ -161,3 +161,19 @@ def memory_pss(rel: str) -> int | None:
                     seen = True
                     break
     return total if seen else None
+
+
+def cpu_seconds(rel: str) -> float | None:
+    """CPU time used so far by every process that ever ran in ``rel`` (its children too), in
+    seconds, or None without a cgroup2 hierarchy to ask (the legacy layout's named hierarchy
+    keeps no accounting). The scale bench splits a rollout's CPU between the controller and
+    the lab's hosts with it: on one machine they share the same cores."""
+    for top in paths(rel):
+        stat = top / "cpu.stat"
+        if top == CGROUP_FS / "systemd" or not stat.is_file():
+            continue
+        for line in stat.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return int(value) / 1e6
+    return None

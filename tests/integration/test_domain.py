@@ -687,6 +687,29 @@ def test_root_logs_in_with_keys_only_and_members_accept_tickets(domain):
         assert "permitrootlogin without-password" in settings and "gssapiauthentication yes" in settings, settings
 
 
+CA_FILE = "/usr/local/share/ca-certificates/provision/ca-1.crt"
+# TLS to a DC's LDAPS port verified through OpenSSL's hash lookup in /etc/ssl/certs only.
+VERIFY_DC = ("openssl s_client -connect dc1.ad.lab.test:636 -servername dc1.ad.lab.test "
+             "-verify_hostname dc1.ad.lab.test -verify_return_error -no-CAfile -CApath /etc/ssl/certs "
+             "</dev/null 2>&1 | grep -c 'Verify return code: 0 (ok)'")
+
+
+def test_a_replaced_ca_file_is_relinked_and_tls_verifies_again(domain):
+    """Another CA put under the network CA's file name, the store rebuilt: OpenSSL's hash lookup
+    no longer finds the network CA and TLS to a DC fails. The next apply writes the file back and
+    relinks the store from scratch (update-ca-certificates --fresh); adding the file alone, as a
+    first apply does, would leave no hash link for it."""
+    ws1 = domain["hosts"]["ws1"]
+    assert run(ws1, VERIFY_DC).stdout.strip() == "1"
+    res = run(ws1, f"cp /usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt {CA_FILE} "
+                   "&& update-ca-certificates --fresh >/dev/null")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert run(ws1, VERIFY_DC).stdout.strip() == "0"
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", "ws1")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert run(ws1, VERIFY_DC).stdout.strip() == "1"
+
+
 def test_second_apply_changes_nothing(domain):
     path = domain["dir"] / "second.json"
     proc, seconds = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(path))

@@ -152,6 +152,48 @@ def test_second_apply_changes_nothing(applied, tmp_path) -> None:
     assert changed == {"peer1": 0, "peer2": 0, "peer3": 0}, [o for o in data["outcomes"] if o["status"] == "changed"]
 
 
+BASE_APT_TASK = "Install the base packages (and those of the roles that follow)"
+
+
+def test_only_a_host_that_lost_a_package_runs_apt(applied, lab_ssh, tmp_path) -> None:
+    """The probe tells which packages a host has, and its name: peer1, which lost chrony, runs
+    apt and gets it back from the lab's repository; peer2 and peer3, whose base role runs for
+    other reasons (a hosts file and the running host name changed by hand; /etc/hostname), have
+    them all and run no apt, not even a cache update. The apply after that changes nothing."""
+    peer1, peer2, peer3 = applied["peer1"], applied["peer2"], applied["peer3"]
+    res = lab_ssh.run(peer1, "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q chrony")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert lab_ssh.run(peer2, "echo '10.231.9.9 by-hand' >> /etc/hosts && hostname by-hand").returncode == 0
+    assert lab_ssh.run(peer3, "echo by-hand > /etc/hostname").returncode == 0
+    arts = tmp_path / "artifacts"
+    code, out = provision("apply", str(SPEC), "--skip-preflight", "--keep-artifacts", str(arts))
+    assert code == 0, out
+    status = lab_ssh.run(peer1, "dpkg-query -W -f '${db:Status-Abbrev}' chrony")
+    assert status.stdout == "ii ", status.stdout + status.stderr
+    assert "by-hand" not in lab_ssh.run(peer2, "cat /etc/hosts").stdout
+    assert lab_ssh.run(peer3, "cat /etc/hostname").stdout == "peer3\n"
+    ran: dict[tuple[str, str], tuple[str, bool]] = {}
+    for path in arts.rglob("job_events/*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data", {})
+        if event["event"] in ("runner_on_ok", "runner_on_skipped"):
+            ran[data["task"], data["host"]] = (event["event"], bool((data.get("res") or {}).get("changed")))
+    skipped = ("runner_on_skipped", False)
+    apt = {h: r for (task, h), r in ran.items() if task == BASE_APT_TASK}
+    assert apt == {"peer1": ("runner_on_ok", True), "peer2": skipped, "peer3": skipped}, apt
+    # peer2's running name is set back; peer3's was right all along: its file is written back,
+    # its running name left alone (ansible.builtin.hostname took the wrong file's name there).
+    name = {h: r for (task, h), r in ran.items() if task == "Set the running host name"}
+    assert name == {"peer1": skipped, "peer2": ("runner_on_ok", True), "peer3": skipped}, name
+    assert [lab_ssh.run(a, "hostname").stdout for a in (peer2, peer3)] == ["peer2\n", "peer3\n"]
+    report = tmp_path / "again.json"
+    code, out = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(report))
+    assert code == 0, out
+    data = json.loads(report.read_text())
+    changed = {h: s["changed"] for h, s in data["hosts"].items()}
+    assert changed == {"peer1": 0, "peer2": 0, "peer3": 0}, [o for o in data["outcomes"] if o["status"] == "changed"]
+
+
 FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 
 
