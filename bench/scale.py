@@ -58,8 +58,8 @@ def hosts_cpu() -> dict[str, float]:
 
 
 def timed(env: dict[str, str], *args: str, hosts: dict[str, float] | None = None) -> tuple[float, float]:
-    """(wall, controller CPU) of one provision command; exits on failure. With ``hosts``, adds
-    the CPU the lab's hosts used meanwhile, by kind, to it."""
+    """(wall, controller CPU) of one provision command; exits on failure. With ``hosts``, fills
+    it with the CPU the lab's hosts used meanwhile, by kind."""
     cpu, start, before = children_cpu(), time.monotonic(), hosts_cpu()
     proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False)
@@ -69,8 +69,7 @@ def timed(env: dict[str, str], *args: str, hosts: dict[str, float] | None = None
         tail = proc.stdout[-2000:] + proc.stderr[-2000:]
         sys.exit(f"provision {' '.join(args)} failed ({proc.returncode}):\n{failed}\n{tail}")
     if hosts is not None:
-        for kind, seconds in hosts_cpu().items():
-            hosts[kind] = hosts.get(kind, 0.0) + seconds - before[kind]
+        hosts.update({kind: seconds - before[kind] for kind, seconds in hosts_cpu().items()})
     return wall, children_cpu() - cpu
 
 

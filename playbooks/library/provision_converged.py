@@ -261,9 +261,9 @@ def packages_state(names: list[str]) -> dict[str, Any]:
 def host_facts() -> dict[str, Any]:
     """The few host facts the roles use, so that plays need not gather facts: this interpreter,
     SSH_CONNECTION (whose address the firewall must keep allowed), the running host name
-    (base sets it only where it differs) and whether apt
-    has package lists at all (an image whose lists were wiped looks freshly updated to apt's
-    cache_valid_time, and then finds no package to install)."""
+    (base sets it only where it differs) and whether apt has package lists at all (an image
+    whose lists were wiped looks freshly updated to apt's cache_valid_time, and then finds no
+    package to install)."""
     try:
         apt_lists = any("_Packages" in name for name in os.listdir("/var/lib/apt/lists"))
     except OSError:
@@ -284,8 +284,8 @@ def installed_packages(names: list[str]) -> list[str]:
     ok = set()
     for line in res.stdout.splitlines():
         name, _, status = line.partition("\t")
-        if status.rstrip("\n") in ("ii ", "hi ", "ii", "hi"):
-            ok.add(name.split(":")[0])
+        if status.rstrip() in ("ii", "hi"):
+            ok.add(name)
     return [n for n in names if n in ok]
 
 

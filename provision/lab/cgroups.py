@@ -165,12 +165,12 @@ def memory_pss(rel: str) -> int | None:
 
 def cpu_seconds(rel: str) -> float | None:
     """CPU time used so far by every process that ever ran in ``rel`` (its children too), in
-    seconds, or None without a cgroup2 hierarchy to ask (the legacy layout's named hierarchy
-    keeps no accounting). The scale bench splits a rollout's CPU between the controller and
+    seconds, or None where no hierarchy keeps accounting for it (the legacy layout's named
+    hierarchy has no cpu.stat). The scale bench splits a rollout's CPU between the controller and
     the lab's hosts with it: on one machine they share the same cores."""
     for top in paths(rel):
         stat = top / "cpu.stat"
-        if top == CGROUP_FS / "systemd" or not stat.is_file():
+        if not stat.is_file():
             continue
         for line in stat.read_text().splitlines():
             key, _, value = line.partition(" ")
