@@ -336,6 +336,71 @@ def test_files_replace_a_link_instead_of_following_it(tmp_path: Path) -> None:
     assert link.read_text() == "nameserver 10.0.0.1\n" and target.read_text() == "stub\n"
 
 
+def test_files_take_a_generated_file_from_the_host_with_src(tmp_path: Path) -> None:
+    generated, dest = tmp_path / "generated-krb5.conf", tmp_path / "krb5.conf"
+    generated.write_text("[libdefaults]\n    default_realm = LAB.TEST\n")
+    args = {"files": [{"path": str(dest), "src": str(generated)}]}
+    dry = run_module("provision_files", args, check=True, diff=True)
+    assert dry["changed_files"] == [str(dest)] and "+    default_realm = LAB.TEST" in dry["_stdout"]
+    assert run_module("provision_files", args)["changed"] is True and dest.read_bytes() == generated.read_bytes()
+    assert run_module("provision_files", args)["changed"] is False
+    generated.write_text("[libdefaults]\n    default_realm = OTHER.TEST\n")
+    assert run_module("provision_files", args)["changed_files"] == [str(dest)] and "OTHER" in dest.read_text()
+    for bad, why in [({"path": str(dest), "src": str(tmp_path / "missing")}, "does not exist"),
+                     ({"path": str(dest), "src": str(generated), "content": "x"}, "exactly one of"),
+                     ({"path": str(dest)}, "exactly one of")]:
+        result = run_module("provision_files", {"files": [bad]})
+        assert result["_failed"] and why in result["msg"], result
+
+
+def test_files_commands_run_once_after_a_change_and_in_their_replaced_form(tmp_path: Path) -> None:
+    store, log = tmp_path / "store", tmp_path / "log"
+    other = tmp_path / "other.conf"
+    # A real command that records how it was called: the store's "rebuild".
+    record = ["sh", "-c", f'echo "$0" >> {log}']
+    def args(content: str, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return {"directories": [{"path": str(store), "exclusive": True}],
+                "files": [{"path": str(store / "ca.crt"), "content": content}, {"path": str(other), "content": "o\n"}],
+                "commands": [{"argv": [*record, "add"], "argv_if_replaced": [*record, "fresh"], "paths": [str(store)]},
+                             {"argv": [*record, "other"], "paths": [str(other)]}, *(extra or [])]}
+    dry = run_module("provision_files", args("one\n"), check=True)
+    assert dry["commands"] == [f"sh -c 'echo \"$0\" >> {log}' add", f"sh -c 'echo \"$0\" >> {log}' other"]
+    assert not log.exists()
+    first = run_module("provision_files", args("one\n"))
+    assert first["changed"] is True and log.read_text() == "add\nother\n"
+    assert run_module("provision_files", args("one\n"))["commands"] == []
+    assert log.read_text() == "add\nother\n"
+    # A file of the store changed (or went): the replaced form, and only that command.
+    run_module("provision_files", args("two\n"))
+    assert log.read_text() == "add\nother\nfresh\n"
+
+
+def test_files_a_failing_command_puts_its_files_back_so_the_next_run_retries(tmp_path: Path) -> None:
+    store, kept, flag = tmp_path / "store", tmp_path / "kept.conf", tmp_path / "broken"
+    store.mkdir()
+    (store / "old.crt").write_text("old\n")
+    (store / "gone.crt").write_text("gone\n")
+    (store / "link.crt").symlink_to(tmp_path / "nowhere")
+    flag.write_text("")
+    rebuild = ["sh", "-c", f"test ! -e {flag}"]
+    args = {"directories": [{"path": str(store), "exclusive": True}],
+            "files": [{"path": str(store / "old.crt"), "content": "new\n"}, {"path": str(store / "new.crt"),
+                                                                                 "content": "n\n"},
+                      {"path": str(kept), "content": "k\n"}],
+            "commands": [{"argv": rebuild, "paths": [str(store)]}]}
+    failed = run_module("provision_files", args)
+    assert failed["_failed"] and "put back as they were" in failed["msg"]
+    assert sorted(p.name for p in store.iterdir()) == ["gone.crt", "link.crt", "old.crt"]
+    assert (store / "old.crt").read_text() == "old\n" and (store / "gone.crt").read_text() == "gone\n"
+    assert os.readlink(store / "link.crt") == str(tmp_path / "nowhere")
+    assert kept.read_text() == "k\n"  # no command was due for it: it stays written
+    flag.unlink()
+    again = run_module("provision_files", args)
+    assert again["changed"] is True and len(again["commands"]) == 1
+    assert sorted(p.name for p in store.iterdir()) == ["new.crt", "old.crt"]
+    assert run_module("provision_files", args)["changed"] is False
+
+
 # --------------------------------------------------------------------------- module_utils/provision_secrets
 
 

@@ -281,3 +281,9 @@ def test_access_and_sudoers_lines_of_a_host() -> None:
     assert shlex.split(command.replace("%%", "%")) == argv
     admins = [{"groups": ["domain-admins"], "roles": ["all"], "commands": ["ALL"], "nopasswd": True}]
     assert filters.sudoers_lines(admins, "ws2", "workstation") == ["%Domain\\ Admins ALL=(root) NOPASSWD: ALL"]
+    # Unit names become provision_services entries with the same settings each.
+    assert filters.units(["smbd.service", "nmbd.service"], masked=True, state="stopped") == [
+        {"name": "smbd.service", "masked": True, "state": "stopped"},
+        {"name": "nmbd.service", "masked": True, "state": "stopped"},
+    ]
+    assert filters.units([]) == []

@@ -60,10 +60,17 @@ def systemd_command(argv: Iterable[str]) -> str:
     return " ".join(words)
 
 
+def units(names: Iterable[str], **settings: Any) -> list[dict[str, Any]]:
+    """provision_services entries: each unit of ``names`` with the same ``settings`` (all of a
+    role's stand-ins masked and stopped, say), in one step instead of a loop of tasks."""
+    return [{"name": str(name), **settings} for name in names]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "provision_access_lines": access_lines,
             "provision_sudoers_lines": sudoers_lines,
             "provision_systemd_command": systemd_command,
+            "provision_units": units,
         }

@@ -81,6 +81,12 @@ options:
   log:
     description: File the output of every attempt is appended to (mode 0600), secrets masked.
     type: path
+  keytab:
+    description:
+      - winbind only - the host keytab (C(/etc/krb5.keytab)). A join writes it when smb.conf says
+        C(kerberos method = secrets and keytab); a member joined before that setting has none, and
+        gets it here from its machine account (C(net ads keytab create -P), no password needed).
+    type: path
 """
 
 EXAMPLES = r"""
@@ -120,8 +126,13 @@ attempts:
   description: How many join attempts were made.
   returned: when a join ran
   type: int
+keytab_written:
+  description: Whether the keytab was (or in check mode would be) written from the machine account.
+  returned: when the account was healthy or the join succeeded
+  type: bool
 """
 
+import os  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -168,6 +179,21 @@ def join_argv(p: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def keytab_missing(p: Mapping[str, Any]) -> bool:
+    return p["client"] == "winbind" and bool(p["keytab"]) and not os.path.exists(p["keytab"])
+
+
+def write_keytab(module: AnsibleModule, result: dict[str, Any]) -> dict[str, Any]:
+    """The host keytab from the machine account, where a healthy winbind join lacks it."""
+    if not keytab_missing(module.params):
+        return {**result, "keytab_written": False}
+    if not module.check_mode:
+        rc, out, err = run(module, ["net", "ads", "keytab", "create", "-P"])
+        if rc != 0 or not os.path.exists(module.params["keytab"]):
+            module.fail_json(msg=f"net ads keytab create -P failed ({rc}): {(err or out).strip()[-400:]}", **result)
+    return {**result, "changed": True, "keytab_written": True}
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -186,6 +212,7 @@ def main() -> None:
             "retries": {"type": "int", "default": 4},
             "backoff": {"type": "float", "default": 5.0},
             "log": {"type": "path"},
+            "keytab": {"type": "path"},
         },
         required_if=[
             ("client", "sssd", ("realm", "computer_name", "host_fqdn")),
@@ -198,7 +225,7 @@ def main() -> None:
 
     rc, out, err = run(module, testjoin_argv(p))
     if rc == 0:
-        module.exit_json(changed=False, was_joined=True, join_needed=False)
+        module.exit_json(**write_keytab(module, {"changed": False, "was_joined": True, "join_needed": False}))
 
     reason = mask((out + err).strip(), [password])[-400:]
     result: dict[str, Any] = {"was_joined": False, "join_needed": True, "testjoin": reason}
@@ -240,7 +267,7 @@ def main() -> None:
             rc=attempt.rc,
             **result,
         )
-    module.exit_json(changed=True, **result)
+    module.exit_json(**write_keytab(module, {"changed": True, **result}))
 
 
 if __name__ == "__main__":

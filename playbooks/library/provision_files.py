@@ -17,6 +17,9 @@ description:
   - A symbolic link at a file's path is replaced by the file itself (it is not followed).
   - Reports which files changed (C(changed_files)) so the role can restart exactly
     the services that read them. Supports check mode and diff mode (one diff per file).
+  - I(commands) rebuild what is derived from the files (a certificate store, the PAM stack)
+    in the same run, only after one of their paths changed - one module run instead of one
+    command task each.
 version_added: "0.1.0"
 author: provision maintainers
 options:
@@ -31,9 +34,13 @@ options:
         type: path
         required: true
       content:
-        description: The whole content of the file.
+        description: The whole content of the file; exactly one of I(content) and I(src).
         type: str
-        required: true
+      src:
+        description:
+          - A file on the host whose content this file gets (e.g. a configuration a tool generated
+            elsewhere); exactly one of I(content) and I(src).
+        type: path
       owner:
         description: User that owns the file.
         type: str
@@ -68,6 +75,36 @@ options:
     type: list
     elements: path
     default: []
+  commands:
+    description:
+      - Commands run, in order, after the files were written and removed, each only when this run
+        changed one of its I(paths); not run in check mode (reported in C(commands) all the same).
+      - A failing command fails the module with its output and puts the files it was due for
+        back as they were (a file that was new is removed again), so the next run changes them
+        and runs it again.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      argv:
+        description: The command, run without a shell.
+        type: list
+        elements: str
+        required: true
+      paths:
+        description:
+          - Files or directories; a directory stands for every file in it. The command runs when
+            one of them was written, created or removed by this run.
+        type: list
+        elements: path
+        required: true
+      argv_if_replaced:
+        description:
+          - Run instead of I(argv) when a matching file existed before this run (changed or
+            removed), not only created - a store that adds new files cheaply but must be rebuilt
+            when one it holds went or changed.
+        type: list
+        elements: str
 """
 
 EXAMPLES = r"""
@@ -83,6 +120,18 @@ EXAMPLES = r"""
         mode: "0755"
         validate: nft -c -f %s
   register: base_files
+
+- name: Write the trusted CAs and add them to the system store
+  provision_files:
+    directories:
+      - {path: /usr/local/share/ca-certificates/provision, mode: "0755", exclusive: true}
+    files:
+      - path: /usr/local/share/ca-certificates/provision/network-ca.crt
+        content: "{{ network_ca_pem }}"
+    commands:
+      - argv: [update-ca-certificates]
+        argv_if_replaced: [update-ca-certificates, --fresh]
+        paths: [/usr/local/share/ca-certificates/provision]
 """
 
 RETURN = r"""
@@ -103,6 +152,11 @@ changed_directories:
   returned: success
   type: list
   elements: str
+commands:
+  description: The commands that ran (or in check mode would run), each as one shell-quoted line.
+  returned: success
+  type: list
+  elements: str
 """
 
 import os  # noqa: E402
@@ -116,7 +170,8 @@ from ansible.module_utils.provision_fileops import Refused, current, ids, octal 
 
 FILE_SPEC = {
     "path": {"type": "path", "required": True},
-    "content": {"type": "str", "required": True},
+    "content": {"type": "str"},
+    "src": {"type": "path"},
     "owner": {"type": "str", "default": "root"},
     "group": {"type": "str", "default": "root"},
     "mode": {"type": "str", "default": "0644"},
@@ -128,6 +183,11 @@ DIR_SPEC = {
     "group": {"type": "str", "default": "root"},
     "mode": {"type": "str", "default": "0755"},
     "exclusive": {"type": "bool", "default": False},
+}
+COMMAND_SPEC = {
+    "argv": {"type": "list", "elements": "str", "required": True},
+    "paths": {"type": "list", "elements": "path", "required": True},
+    "argv_if_replaced": {"type": "list", "elements": "str"},
 }
 
 
@@ -185,12 +245,80 @@ def strays(directory: str, listed: set[str]) -> list[str]:
     return [e.path for e in entries if e.path not in listed and (e.is_symlink() or e.is_file(follow_symlinks=False))]
 
 
+def content(spec: dict[str, Any]) -> bytes:
+    """The wanted bytes of a file: its ``content``, or what its ``src`` on the host holds."""
+    if (spec["content"] is None) == (spec["src"] is None):
+        raise Refused(f"{spec['path']}: give exactly one of content and src")
+    if spec["content"] is not None:
+        return str(spec["content"]).encode("utf-8")
+    try:
+        with open(spec["src"], "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise Refused(f"{spec['path']}: its src {spec['src']} does not exist") from None
+
+
+def matches(path: str, wanted: list[str]) -> bool:
+    """Whether ``path`` is one of ``wanted`` or lies under one of them."""
+    path = os.path.normpath(path)
+    return any(path == w or path.startswith(w.rstrip("/") + "/") for w in map(os.path.normpath, wanted))
+
+
+def commands_due(
+    commands: list[dict[str, Any]], changed: list[str], created: list[str]
+) -> list[tuple[list[str], list[str]]]:
+    """Each command one of whose paths this run changed, in order, with the changed files it is
+    due for; its ``argv_if_replaced`` form when one of those files existed before."""
+    due = []
+    for command in commands:
+        hit = [p for p in changed if matches(p, command["paths"])]
+        if not hit:
+            continue
+        replaced = any(p not in created for p in hit)
+        due.append((command["argv_if_replaced"] if replaced and command["argv_if_replaced"] else command["argv"], hit))
+    return due
+
+
+Saved = tuple[bytes, os.stat_result] | str | None
+
+
+def save(path: str) -> Saved:
+    """What is at ``path`` now, to put back: a regular file's bytes and lstat, a link's target, or None."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return os.readlink(path)
+    with open(path, "rb") as fh:
+        return fh.read(), st
+
+
+def put_back(path: str, saved: Saved) -> None:
+    """Undo this run's change of ``path`` (best effort: the command's failure is what is reported)."""
+    try:
+        if os.path.lexists(path):
+            os.unlink(path)
+        if isinstance(saved, str):
+            os.symlink(saved, path)
+        elif saved is not None:
+            data, st = saved
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chown(path, st.st_uid, st.st_gid)
+            os.chmod(path, stat.S_IMODE(st.st_mode))
+    except OSError:
+        pass
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "files": {"type": "list", "elements": "dict", "required": True, "options": FILE_SPEC},
             "directories": {"type": "list", "elements": "dict", "default": [], "options": DIR_SPEC},
             "absent": {"type": "list", "elements": "path", "default": []},
+            "commands": {"type": "list", "elements": "dict", "default": [], "options": COMMAND_SPEC},
         },
         supports_check_mode=True,
     )
@@ -199,6 +327,8 @@ def main() -> None:
     changed_files: list[str] = []
     created_files: list[str] = []
     diffs: list[dict[str, str]] = []
+    ran: list[str] = []
+    saved: dict[str, Saved] = {}
     try:
         for spec in module.params["directories"]:
             if ensure_directory(spec, check):
@@ -209,7 +339,7 @@ def main() -> None:
             if path in seen:
                 raise Refused(f"{path} is listed twice")
             seen.add(path)
-            data = spec["content"].encode("utf-8")
+            data = content(spec)
             uid, gid = ids(spec["owner"], spec["group"])
             mode = octal(spec["mode"])
             old, st = current(path)
@@ -220,9 +350,11 @@ def main() -> None:
             changed_files.append(path)
             if st is None:
                 created_files.append(path)
+            saved[path] = None if st is None or old is None else (old, st)
             if not same_content:
                 before = "" if old is None else old.decode("utf-8", "replace")
-                diffs.append({"before": before, "after": spec["content"], "before_header": path, "after_header": path})
+                after = data.decode("utf-8", "replace")
+                diffs.append({"before": before, "after": after, "before_header": path, "after_header": path})
             if check:
                 continue
             if same_content and st is not None:
@@ -245,14 +377,28 @@ def main() -> None:
             changed_files.append(path)
             diffs.append({"before": f"{path}\n", "after": "", "before_header": path, "after_header": path})
             if not check:
+                saved[path] = save(path) if module.params["commands"] else None
                 os.unlink(path)
+        for argv, paths in commands_due(module.params["commands"], changed_files, created_files):
+            ran.append(shlex.join(argv))
+            if check:
+                continue
+            rc, out, err = module.run_command(argv)
+            if rc != 0:
+                for path in paths:
+                    put_back(path, saved.get(path))
+                raise Refused(
+                    f"{shlex.join(argv)} failed ({rc}); {', '.join(paths)} put back as they were: "
+                    f"{(err or out).strip()[-2000:]}"
+                )
     except (Refused, OSError) as exc:
-        module.fail_json(msg=str(exc), changed_files=changed_files, changed_directories=changed_dirs)
+        module.fail_json(msg=str(exc), changed_files=changed_files, changed_directories=changed_dirs, commands=ran)
     result: dict[str, Any] = {
         "changed": bool(changed_files or changed_dirs),
         "changed_files": changed_files,
         "created_files": created_files,
         "changed_directories": changed_dirs,
+        "commands": ran,
     }
     if module._diff and diffs:
         result["diff"] = diffs

@@ -15,6 +15,8 @@ description:
     is no fingerprint yet, or when I(reload) says the file changed.
   - The file is checked with C(nft -c -f) before it is loaded; a file that does not parse is
     never loaded and the module fails, so a broken ruleset cannot drop the running one.
+  - With I(service), the unit that loads the file at boot is enabled, and started when it is not
+    active (starting it loads the file) - the whole firewall in one module run.
   - Supports check mode (reports whether it would load) and diff mode (fingerprints).
 version_added: "0.1.0"
 author: provision maintainers
@@ -35,22 +37,35 @@ options:
     description: Load the file whatever the fingerprint says (the file was just written).
     type: bool
     default: false
+  service:
+    description:
+      - The systemd unit that loads I(path) at boot, e.g. C(nftables.service); enabled, and
+        started instead of a plain load when it is not active. Left out, no unit is touched.
+    type: str
 """
 
 EXAMPLES = r"""
-- name: Load the firewall (new rules, or live rules changed outside provision)
+- name: Run the firewall (nftables.service enabled and started; new rules, or live rules changed outside provision)
   provision_firewall:
     path: /etc/nftables.conf
     table: inet provision
     fingerprint_file: /var/lib/provision/nftables.sha256
     reload: "{{ '/etc/nftables.conf' in base_files.changed_files }}"
+    service: nftables.service
 """
 
 RETURN = r"""
 reason:
-  description: Why the file was (or would be) loaded, C(file changed), C(no fingerprint) or C(live rules changed).
+  description:
+    - Why the file was (or would be) loaded, C(file changed), C(no fingerprint), C(live rules changed)
+      or C(service not active).
   returned: when loaded
   type: str
+actions:
+  description: What was (or in check mode would be) done to I(service), as C(UNIT - verb) strings.
+  returned: success
+  type: list
+  elements: str
 fingerprint:
   description: The fingerprint of the live table after the run.
   returned: success
@@ -77,6 +92,7 @@ def main() -> None:
             "table": {"type": "str", "default": "inet provision"},
             "fingerprint_file": {"type": "path", "required": True},
             "reload": {"type": "bool", "default": False},
+            "service": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -89,24 +105,45 @@ def main() -> None:
             recorded: str | None = fh.read().strip()
     except FileNotFoundError:
         recorded = None
+    actions: list[str] = []
+    active = True
+    if p["service"]:
+        unit = p["service"]
+        _, out, _ = run(module, ["systemctl", "show", "--property=LoadState,ActiveState,UnitFileState", "--", unit])
+        props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        if props.get("LoadState") != "loaded":
+            module.fail_json(msg=f"{unit} is not installed (LoadState {props.get('LoadState', '?')})")
+        if props.get("UnitFileState") not in ("enabled", "static", "alias", "indirect"):
+            actions.append(f"{unit}: enable")
+            if not module.check_mode:
+                run_or_fail(module, ["systemctl", "enable", "--", unit], f"enabling {unit} failed")
+        active = props.get("ActiveState") in ("active", "reloading")
     live = live_fingerprint(module, table)
     if p["reload"]:
         reason = "file changed"
+    elif not active:
+        reason = "service not active"
     elif recorded is None:
         reason = "no fingerprint"
     elif recorded != live:
         reason = "live rules changed"
     else:
-        module.exit_json(changed=False, fingerprint=live)
+        module.exit_json(changed=bool(actions), fingerprint=live, actions=actions)
 
-    result: dict[str, object] = {"changed": True, "reason": reason}
+    result: dict[str, object] = {"changed": True, "reason": reason, "actions": actions}
     if module._diff:
         name = " ".join(table)
         result["diff"] = {"before": f"{name}: {live} ({reason})\n", "after": f"{name}: as in {p['path']}\n"}
+    if not active:
+        actions.append(f"{p['service']}: start")
     if module.check_mode:
         module.exit_json(fingerprint=live, **result)
     run_or_fail(module, ["nft", "-c", "-f", p["path"]], f"{p['path']} does not load", keep=600)
-    run_or_fail(module, ["nft", "-f", p["path"]], f"loading {p['path']} failed", keep=600)
+    if active:
+        run_or_fail(module, ["nft", "-f", p["path"]], f"loading {p['path']} failed", keep=600)
+    else:
+        # Starting the unit loads the file (and marks it active, as a boot would).
+        run_or_fail(module, ["systemctl", "start", "--", p["service"]], f"starting {p['service']} failed", keep=600)
     loaded = live_fingerprint(module, table)
     directory = os.path.dirname(p["fingerprint_file"])
     os.makedirs(directory, mode=0o700, exist_ok=True)

@@ -68,14 +68,13 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Run chrony and nftables
+- name: Run chrony
   provision_services:
     services:
       - name: chrony.service
         enabled: true
         state: started
         restart: "{{ '/etc/chrony/chrony.conf' in base_files.changed_files }}"
-      - {name: nftables.service, enabled: true, state: started}
 
 - name: Start sssd, restarted with an empty cache after a join, and wait for it
   provision_services:

@@ -135,6 +135,46 @@ def test_firewall_loads_on_change_and_on_drift_only(lab_hosts, lab_ssh) -> None:
         lab_ssh.run(address, "nft delete table inet provision_test; rm -f /root/provision-test.nft /root/fw.sha256")
 
 
+def test_firewall_enables_and_starts_the_unit_that_loads_it(lab_hosts, lab_ssh) -> None:
+    # The unit plays nftables.service's part: a oneshot that loads the file and stays active.
+    address = lab_hosts[1].address
+    ruleset = ("table inet provision_unit\ndelete table inet provision_unit\n"
+               "table inet provision_unit {\n  chain input {\n    type filter hook input priority 10; policy accept;\n"
+               "    tcp dport 9998 drop\n  }\n}\n")
+    unit = ("[Unit]\nDescription=provision firewall test\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+            "ExecStart=/usr/sbin/nft -f /root/provision-unit.nft\n[Install]\nWantedBy=multi-user.target\n")
+    put = lab_ssh.run(address, "cat > /root/provision-unit.nft && rm -f /root/fwu.sha256", stdin=ruleset)
+    assert put.returncode == 0
+    assert lab_ssh.run(address, "cat > /etc/systemd/system/provision-fwtest.service && systemctl daemon-reload",
+                       stdin=unit).returncode == 0
+    args = {"path": "/root/provision-unit.nft", "table": "inet provision_unit", "fingerprint_file": "/root/fwu.sha256",
+            "service": "provision-fwtest.service"}
+    try:
+        check = module(address, "provision_firewall", args, check=True)
+        assert check["changed"] is True and check["reason"] == "service not active"
+        assert check["actions"] == ["provision-fwtest.service: enable", "provision-fwtest.service: start"]
+        assert lab_ssh.run(address, "systemctl is-enabled provision-fwtest.service").stdout.strip() == "disabled"
+        first = module(address, "provision_firewall", args)
+        assert first["changed"] is True and first["actions"] == check["actions"]
+        state = lab_ssh.run(address, "systemctl is-enabled provision-fwtest.service; "
+                                     "systemctl is-active provision-fwtest.service").stdout.split()
+        assert state == ["enabled", "active"]
+        assert "dport 9998" in lab_ssh.run(address, "nft list table inet provision_unit").stdout
+        again = module(address, "provision_firewall", args)
+        assert again["changed"] is False and again["actions"] == []
+        # Stopped (its table stays): started again, which loads the file again.
+        lab_ssh.run(address, "systemctl stop provision-fwtest.service")
+        restarted = module(address, "provision_firewall", args)
+        assert restarted["reason"] == "service not active"
+        assert restarted["actions"] == ["provision-fwtest.service: start"]
+        assert module(address, "provision_firewall", args)["changed"] is False
+    finally:
+        lab_ssh.run(address, "systemctl disable --now provision-fwtest.service; "
+                             "rm -f /etc/systemd/system/provision-fwtest.service /root/provision-unit.nft "
+                             "/root/fwu.sha256; "
+                             "systemctl daemon-reload; nft delete table inet provision_unit")
+
+
 def test_domain_join_without_a_domain_says_so(lab_hosts, lab_ssh) -> None:
     # No DC here: testjoin fails. Without a password that fails, or in a dry run without secrets
     # is reported; with one, the join is attempted (once: no retries) and fails with the tool's
