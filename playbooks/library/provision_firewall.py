@@ -76,7 +76,7 @@ import hashlib  # noqa: E402
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.provision_commands import run, run_or_fail  # noqa: E402
+from ansible.module_utils.provision_commands import run, run_or_fail, unit_state  # noqa: E402
 
 
 def live_fingerprint(module: AnsibleModule, table: list[str]) -> str:
@@ -109,15 +109,14 @@ def main() -> None:
     active = True
     if p["service"]:
         unit = p["service"]
-        _, out, _ = run(module, ["systemctl", "show", "--property=LoadState,ActiveState,UnitFileState", "--", unit])
-        props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-        if props.get("LoadState") != "loaded":
-            module.fail_json(msg=f"{unit} is not installed (LoadState {props.get('LoadState', '?')})")
-        if props.get("UnitFileState") not in ("enabled", "static", "alias", "indirect"):
+        props = unit_state(module, unit)
+        if props["LoadState"] != "loaded":
+            module.fail_json(msg=f"{unit} is not installed (LoadState {props['LoadState'] or '?'})")
+        if props["UnitFileState"] not in ("enabled", "static", "alias", "indirect"):
             actions.append(f"{unit}: enable")
             if not module.check_mode:
                 run_or_fail(module, ["systemctl", "enable", "--", unit], f"enabling {unit} failed")
-        active = props.get("ActiveState") in ("active", "reloading")
+        active = props["ActiveState"] in ("active", "reloading")
     live = live_fingerprint(module, table)
     if p["reload"]:
         reason = "file changed"

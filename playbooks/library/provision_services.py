@@ -101,6 +101,7 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.provision_commands import unit_state  # noqa: E402
 
 SERVICE_SPEC = {
     "name": {"type": "str", "required": True},
@@ -119,12 +120,6 @@ def systemctl(module: AnsibleModule, *args: str, check_rc: bool = True) -> tuple
     if check_rc and rc != 0:
         module.fail_json(msg=f"systemctl {' '.join(args)} failed: {(err or out).strip()}", rc=rc)
     return rc, out.strip()
-
-
-def unit_state(module: AnsibleModule, name: str) -> dict[str, str]:
-    _, out = systemctl(module, "show", "--property=LoadState,ActiveState,UnitFileState", "--", name, check_rc=False)
-    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    return {k: props.get(k, "") for k in ("LoadState", "ActiveState", "UnitFileState")}
 
 
 def clear_files(patterns: list[str]) -> None:

@@ -38,3 +38,10 @@ def runner(module: Any) -> Callable[[Sequence[str], str | None, Mapping[str, str
         return run(module, argv, data=stdin, env=env)
 
     return run_one
+
+
+def unit_state(module: Any, name: str) -> dict[str, str]:
+    """LoadState, ActiveState and UnitFileState of a systemd unit ("" for what systemctl leaves out)."""
+    _, out, _ = run(module, ["systemctl", "show", "--property=LoadState,ActiveState,UnitFileState", "--", name])
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return {k: props.get(k, "") for k in ("LoadState", "ActiveState", "UnitFileState")}
