@@ -10,7 +10,11 @@ workstations, other servers; they share the controller's cores); then the margin
 of an added workstation (least-squares slope of the first apply over N), and the CPU
 floor of each step: all the CPU it took, controller and hosts, over the machine's cores
 (no schedule on these cores can be faster). --workgroup M also times lab-workgroup.yml's
-peers plus M more peers.
+peers plus M more peers. --nodes W (issue 16) applies W fresh workstations of a one-DC
+domain twice, from the controller alone and through two execution nodes (lab hosts),
+each time on fresh hosts with the DC already built, then re-applies both ways: wall time
+and the controller's CPU of each; the controller's CPU should fall roughly in proportion
+to the share shipped out to the nodes (all of the workstations here).
 Targets (issue 12, 2 cores): first apply of the 5-host domain <= 60 s, marginal cost per
 workstation <= 3 s wall and <= 1 s CPU, re-apply and verify of the 100-workstation
 domain <= 30 s each, lab up of 100 hosts <= 60 s. Destroys the lab before and after;
@@ -37,10 +41,11 @@ sys.path.insert(0, str(ROOT))
 from provision import lab, spec  # noqa: E402
 from provision.lab import cgroups  # noqa: E402
 from provision.lab.paths import CGROUP_ROOT  # noqa: E402
+from provision.model import Network  # noqa: E402
 from provision.secrets import env_names  # noqa: E402
 
 # Where a run's CPU goes, besides the controller: the lab's hosts by kind (host name prefix).
-KINDS = (("dc", "DCs"), ("ws", "workstations"))
+KINDS = (("dc", "DCs"), ("ws", "workstations"), ("ndc", "DCs"), ("nws", "workstations"), ("node", "nodes"))
 
 
 def children_cpu() -> float:
@@ -50,7 +55,7 @@ def children_cpu() -> float:
 
 def hosts_cpu() -> dict[str, float]:
     """CPU seconds used so far by the lab's hosts, summed by kind ("other": the other servers)."""
-    totals = {label: 0.0 for _, label in KINDS} | {"other": 0.0}
+    totals = dict.fromkeys([label for _, label in KINDS], 0.0) | {"other": 0.0}
     for name in cgroups.children(CGROUP_ROOT):
         seconds = None if name.startswith("_") else cgroups.cpu_seconds(f"{CGROUP_ROOT}/{name}")
         if seconds is not None:
@@ -98,11 +103,17 @@ def workgroup_spec(m: int, folder: Path) -> Path:
     return path
 
 
-def measure(path: Path) -> dict[str, float]:
-    network = spec.load_network(path)
+def bench_env(network: Network) -> dict[str, str]:
+    """A fresh state folder and made-up secrets for the spec's references."""
     env = {**os.environ, "XDG_STATE_HOME": tempfile.mkdtemp(prefix="bench-scale-")}
     for name in env_names(network):
         env[name] = f"Bench-{secrets.token_hex(6)}-Pw1!"
+    return env
+
+
+def measure(path: Path) -> dict[str, float]:
+    network = spec.load_network(path)
+    env = bench_env(network)
     lab.down(destroy=True)
     start = time.monotonic()
     lab.up(network.hosts)
@@ -118,6 +129,55 @@ def measure(path: Path) -> dict[str, float]:
             "first_hosts": sum(hosts.values()), "again_hosts": sum(hosts_again.values()),
             "verify_hosts": sum(hosts_verify.values()),
             **{f"first_cpu_{kind}": seconds for kind, seconds in hosts.items()}}
+
+
+def nodes_spec(w: int, folder: Path) -> Path:
+    """inventories/lab-nodes.yml with W workstations (half sssd, half winbind) instead of its four."""
+    data = yaml.safe_load((ROOT / "inventories" / "lab-nodes.yml").read_text())
+    data["hosts"] = [h for h in data["hosts"] if h["role"] == "domain_controller"]
+    half = w // 2
+    data["hosts"].append({"name": f"nws[001:{half:03d}]", "address": "10.231.4.100+", "role": "workstation",
+                          "client": "sssd"})
+    data["hosts"].append({"name": f"nwz[001:{w - half:03d}]", "address": f"10.231.4.{100 + half}+",
+                          "role": "workstation", "client": "winbind"})
+    path = folder / f"nodes-{w}.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def measure_nodes(path: Path) -> dict[str, float]:
+    """Fresh workstations applied from the controller alone, then (fresh again) through the nodes."""
+    network = spec.load_network(path)
+    env = bench_env(network)
+    dcs = ",".join(h.name for h in network.hosts if h.role.value == "domain_controller")
+    out: dict[str, float] = {"hosts": len(network.hosts) - 1}
+    for way, extra in (("alone", ["--no-nodes"]), ("nodes", [])):
+        lab.down(destroy=True)
+        lab.up([*network.hosts, *network.rollout.execution_nodes])
+        timed(env, "nodes", "setup", str(path))
+        timed(env, "apply", str(path), "--no-nodes", "--limit", dcs)
+        hosts: dict[str, float] = {}
+        out[f"{way}_first"], out[f"{way}_first_cpu"] = timed(env, "apply", str(path), *extra, hosts=hosts)
+        out[f"{way}_first_nodes"] = hosts.get("nodes", 0.0)
+        out[f"{way}_first_hosts"] = sum(hosts.values())
+    # Converged: the same re-apply both ways, on the hosts of the last round.
+    for way, extra in (("alone", ["--no-nodes"]), ("nodes", [])):
+        hosts = {}
+        out[f"{way}_again"], out[f"{way}_again_cpu"] = timed(env, "apply", str(path), "--skip-preflight", *extra,
+                                                             hosts=hosts)
+        out[f"{way}_again_nodes"] = hosts.get("nodes", 0.0)
+    return out
+
+
+def nodes_rows(w: int, r: dict[str, float]) -> str:
+    lines = [f"{w} workstations (one DC, built before): wall, controller CPU, execution nodes' CPU"]
+    for step, label in (("first", "first apply"), ("again", "re-apply")):
+        for way, name in (("alone", "controller alone"), ("nodes", "through 2 nodes")):
+            lines.append(f"  {label:<12} {name:<17} {r[f'{way}_{step}']:>6.1f}s wall  "
+                         f"{r[f'{way}_{step}_cpu']:>6.1f}s controller  {r[f'{way}_{step}_nodes']:>6.1f}s nodes")
+        share = r[f"nodes_{step}_cpu"] / r[f"alone_{step}_cpu"] if r[f"alone_{step}_cpu"] else 0.0
+        lines.append(f"  {label:<12} controller CPU through the nodes: {share:.0%} of alone")
+    return "\n".join(lines)
 
 
 def cpu_split(name: str, r: dict[str, float]) -> str:
@@ -156,6 +216,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="0,10,25,50,100", help="workstation counts to add to lab-domain.yml")
     parser.add_argument("--workgroup", type=int, default=None, help="also time lab-workgroup.yml plus M peers")
+    parser.add_argument("--nodes", type=int, default=None, metavar="W",
+                        help="time W workstations from the controller alone and through 2 execution nodes")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/scale.py needs root")
@@ -172,6 +234,8 @@ def main() -> None:
             print(row(f"domain+{n}", r), flush=True)
             print(cpu_split(f"domain+{n}", r), flush=True)
             print(cpu_floor(f"domain+{n}", r), flush=True)
+        if args.nodes is not None:
+            print(nodes_rows(args.nodes, measure_nodes(nodes_spec(args.nodes, folder))), flush=True)
         if args.workgroup is not None:
             r = measure(workgroup_spec(args.workgroup, folder))
             print(row(f"workgroup+{args.workgroup}", r), flush=True)

@@ -218,6 +218,10 @@ def plan(spec_path: Path, fmt: str) -> None:
     click.echo(f"Rollout: batch {r['batch']}, stop past {r['max_fail_percent']}% failed, {len(r['steps'])} step(s):")
     for i, step in enumerate(r["steps"], 1):
         click.echo(f"  {i:>3}. {step['role']:<18}  {step['hosts']}")
+    if r["execution_nodes"]:
+        click.echo("Execution nodes (after the controller's hosts, each runs a slice):")
+        for item in r["execution_nodes"]:
+            click.echo(f"  {item['node']:<18} {item['address']:<15}  {item['hosts']}")
     _echo_advice([Problem(a["path"], a["message"], severity=a["severity"]) for a in p["advice"]])
 
 
@@ -480,6 +484,11 @@ class _LiveProgress:
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys in preflight.")
 @click.option("--full", is_flag=True, help="Run every role in full, even those whose hosts are already converged.")
 @click.option(
+    "--no-nodes",
+    is_flag=True,
+    help="Run every host from this machine, even when the spec names execution nodes.",
+)
+@click.option(
     "--no-secrets",
     is_flag=True,
     help="With --check: resolve and send no secret (for untrusted specs, e.g. pull requests); "
@@ -508,8 +517,14 @@ def apply(
     extra_var: tuple[str, ...],
     full: bool,
     no_secrets: bool,
+    no_nodes: bool,
 ) -> None:
-    """Configure the hosts: preflight, then the playbooks through ansible-runner."""
+    """Configure the hosts: preflight, then the playbooks through ansible-runner.
+
+    With rollout.execution_nodes in the spec, the controller runs the domain controllers
+    and servers, then the nodes' ansible-runner workers run the workstations and peers,
+    a slice each; one summary and report covers them all.
+    """
     from provision import report, runner
     from provision.errors import PreflightError
     from provision.model import Mode
@@ -526,6 +541,9 @@ def apply(
         pre = _preflight(network, hosts, accept_new_host_keys)
         if not pre.ok:
             raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")
+    reports = []
+    if network.rollout.execution_nodes and playbook == "site.yml" and not no_nodes:
+        reports = _node_preflight(network, accept_new_host_keys)
     live = _LiveProgress()
     options = runner.RunOptions(
         playbook=playbook,
@@ -539,7 +557,12 @@ def apply(
         no_secrets=no_secrets,
     )
     try:
-        result = runner.run(network, options, progress=live)
+        if reports:
+            from provision import nodes
+
+            result = nodes.apply(network, options, reports, progress=live)
+        else:
+            result = runner.run(network, options, progress=live)
     finally:
         live.close()
     click.echo(report.run_summary(result))
@@ -552,6 +575,79 @@ def apply(
     if junit:
         report.write_junit(junit, report.run_junit(result))
     result.raise_for_status()
+
+
+def _node_table(reports: list[Any]) -> str:
+    from provision import report
+
+    rows = []
+    for r in reports:
+        by = {c.name: c for c in r.checks}
+        cells = [by[n].status if n in by else "-" for n in ("reachable", "host key", "auth", "runtime dir", "versions")]
+        problems = "; ".join(f"{c.name}: {c.detail}" for c in r.checks if c.status != "pass")
+        rows.append((r.host, r.address, *cells, problems))
+    return report.table(("node", "address", "reach", "hostkey", "auth", "tmpfs", "versions", "problems"), rows)
+
+
+def _node_preflight(network: Network, accept_new: bool, versions: bool = True) -> list[Any]:
+    """Check the execution nodes: refuse a wrong one, leave out one that does not answer."""
+    from provision import nodes
+    from provision.errors import PreflightError
+
+    reports = nodes.preflight(network, accept_new_host_keys=accept_new, versions=versions)
+    click.echo(_node_table(reports))
+    broken = [r.host for r in reports if r.reachable and not r.ok]
+    if broken:
+        raise PreflightError(f"execution node(s) not ready: {', '.join(broken)}; nothing was changed")
+    down = [r.host for r in reports if not r.reachable]
+    if down and len(down) == len(reports):
+        raise PreflightError(f"no execution node answers ({', '.join(down)}); nothing was changed")
+    if down:
+        click.echo(f"warning: left out, not answering: {', '.join(down)}; the other nodes take their share", err=True)
+    return [r for r in reports if r.ok]
+
+
+@cli.group(name="nodes")
+def nodes_group() -> None:
+    """Execution nodes (rollout.execution_nodes): ansible-runner workers that run slices of the fleet."""
+
+
+@nodes_group.command(name="check")
+@spec_argument
+@connection_options
+@click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys.")
+def nodes_check(spec_path: Path, accept_new_host_keys: bool) -> None:
+    """Preflight the execution nodes: SSH, a tmpfs to unpack slices in, the controller's versions."""
+    network = _load(spec_path)
+    if not network.rollout.execution_nodes:
+        raise click.UsageError("the spec names no rollout.execution_nodes")
+    _node_preflight(network, accept_new_host_keys)
+
+
+@nodes_group.command(name="setup")
+@spec_argument
+@connection_options
+@click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys.")
+def nodes_setup(spec_path: Path, accept_new_host_keys: bool) -> None:
+    """Install the controller's ansible-runner and ansible-core on the execution nodes.
+
+    From a wheelhouse the controller builds of its own installed packages and copies over
+    SFTP: the nodes need no package index, pip or venv.
+    """
+    from provision import nodes
+    from provision.errors import PreflightError
+
+    network = _load(spec_path)
+    if not network.rollout.execution_nodes:
+        raise click.UsageError("the spec names no rollout.execution_nodes")
+    reports = nodes.preflight(network, accept_new_host_keys=accept_new_host_keys, versions=False)
+    click.echo(_node_table(reports))
+    bad = [r.host for r in reports if not r.ok]
+    if bad:
+        raise PreflightError(f"execution node(s) not ready: {', '.join(bad)}; nothing was installed")
+    for res in nodes.setup(network, reports, progress=lambda line: click.echo(f"  {line}", err=True)):
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(res.versions.items()))
+        click.echo(f"{res.node}: {versions} ({res.copied // 1024} KiB sent, {res.seconds:.1f} s)")
 
 
 def _verify(network: Network, hosts: list[Any]) -> Any:

@@ -87,12 +87,15 @@ def lab() -> None:
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for every host's sshd.")
 @click.option("--add", is_flag=True, help="Keep the lab's other running hosts (e.g. of another spec) beside these.")
 def up(spec_path: Path, timeout: float, add: bool) -> None:
-    """Build (once) and boot one container per host of SPEC; wait for SSH."""
+    """Build (once) and boot one container per host and execution node of SPEC; wait for SSH."""
     from provision import lab as lablib
+    from provision.lab.core import HostLike
     from provision.spec import load_network
 
     network = load_network(spec_path)
-    status = lablib.up(network.hosts, _progress, spec=str(spec_path.resolve()), ssh_timeout=timeout, add=add)
+    # Execution nodes are lab hosts too: they need only sshd and python3, which every host has.
+    hosts: list[HostLike] = [*network.hosts, *network.rollout.execution_nodes]
+    status = lablib.up(hosts, _progress, spec=str(spec_path.resolve()), ssh_timeout=timeout, add=add)
     for image, seconds in status.built.items():
         _progress(f"built {image} in {seconds:.1f}s")
     click.echo(_table(status))

@@ -230,10 +230,20 @@ class Policies:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionNode:
+    """rollout.execution_nodes[]: a machine whose ansible-runner worker runs a slice of the fleet."""
+
+    name: str
+    address: str  # dotted-quad IPv4, validated
+
+
+@dataclass(frozen=True, slots=True)
 class Rollout:
     batch: int | str = 50  # hosts per batch, or a percentage like "20%"
     max_fail_percent: int = 10
     order: tuple[tuple[Role, ...], ...] = DEFAULT_ORDER  # stages, each a tuple of roles
+    # Reached with the spec's ssh settings; () runs the whole fleet from the controller.
+    execution_nodes: tuple[ExecutionNode, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,12 @@ class Plan:
                     {"role": b.role, "roles": [r.value for r in b.roles], "hosts": summarize_names(list(b.hosts))}
                     for b in self.batches
                 ],
+                "execution_nodes": [
+                    {"node": node.name, "address": node.address, "hosts": summarize_names([h.name for h in hosts])}
+                    for node, hosts in zip(
+                        n.rollout.execution_nodes, split(n, n.hosts, len(n.rollout.execution_nodes))[1], strict=False
+                    )
+                ],
             },
             "advice": [{"severity": a.severity, "path": a.path, "message": a.message} for a in self.advice],
         }
@@ -123,6 +130,29 @@ def batch_size(batch: int | str, total: int) -> int:
     if isinstance(batch, str):
         return max(1, total * int(batch.rstrip("%")) // 100)
     return batch
+
+
+# The roles execution nodes run; every other role runs from the controller, first.
+SLICED_ROLES = (Role.WORKSTATION, Role.PEER)
+
+
+def split(network: Network, targets: Sequence[Host], nodes: int) -> tuple[list[Host], list[list[Host]]]:
+    """The controller's hosts, and the rest in ``nodes`` slices of near-equal size.
+
+    Slices are runs of the spec's order, so a range of workstations stays together.
+    """
+    local = [h for h in targets if h.role not in SLICED_ROLES]
+    sliced = [h for h in targets if h.role in SLICED_ROLES]
+    count = max(1, min(nodes, len(sliced)))
+    size, extra = divmod(len(sliced), count)
+    slices: list[list[Host]] = []
+    start = 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        if end > start:
+            slices.append(sliced[start:end])
+        start = end
+    return local, slices
 
 
 def rollout_batches(network: Network) -> list[Batch]:

@@ -27,7 +27,13 @@ MAX_WORKERS = 64
 # How Samba's own DNS server shows in `ss -p` on a provisioned DC (a re-run is fine).
 _SAMBA_DNS = ('"samba"', '"dns[', '"dns"')
 
-# One round trip: every fact the checks need, in sections.
+# What every machine is asked: python3, the OS, the clock (read last, for the offset).
+SYSTEM_SCRIPT = r"""
+echo "@@python"; command -v python3 || true
+echo "@@os"; . /etc/os-release 2>/dev/null && echo "$ID $VERSION_ID"
+echo "@@clock"; date +%s.%N
+"""
+# One round trip: every fact a host's checks need, in sections.
 _SCRIPT = r"""
 echo "@@python"; command -v python3 || true
 echo "@@os"; . /etc/os-release 2>/dev/null && echo "$ID $VERSION_ID"
@@ -67,7 +73,7 @@ class PreflightResult:
         return [c for r in self.reports for c in r.checks]
 
 
-class _KnownHosts:
+class KnownHosts:
     """known_hosts shared by all workers; new keys are appended only when accepted."""
 
     def __init__(self, path: Path, accept_new: bool) -> None:
@@ -98,13 +104,27 @@ class _UnknownKey(Exception):
     pass
 
 
-def _host_label(address: str, port: int) -> str:
+def known_hosts_path(network: Network) -> Path:
+    """The known_hosts file host keys are checked against (the spec's, or the user's)."""
+    return Path(network.ssh.known_hosts_file or str(Path("~/.ssh/known_hosts").expanduser()))
+
+
+def host_label(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
-def check_host(network: Network, host: Host, known: _KnownHosts, timeout: float = 10.0) -> HostReport:
-    """Connect to one host and run every check over one session."""
-    report = HostReport(host.name, host.address)
+def session(
+    network: Network,
+    report: HostReport,
+    known: KnownHosts,
+    scripts: Sequence[str],
+    timeout: float = 10.0,
+) -> tuple[list[str], float] | None:
+    """Connect as the spec's ssh settings say and run ``scripts``, one exec each.
+
+    The connection checks (reachable, host key, auth) go into ``report``; returns each
+    script's output and the clock reading's midpoint, or None when no session was made.
+    """
     ssh = network.ssh
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(known.policy())
@@ -113,9 +133,10 @@ def check_host(network: Network, host: Host, known: _KnownHosts, timeout: float 
             for ktype, key in keys.items():
                 client.get_host_keys().add(name, ktype, key)
     key_file = ssh.identity_file
+    address = report.address
     try:
         client.connect(
-            host.address,
+            address,
             port=ssh.port,
             username=ssh.user,
             key_filename=key_file,
@@ -128,41 +149,55 @@ def check_host(network: Network, host: Host, known: _KnownHosts, timeout: float 
     except _UnknownKey as exc:
         report.add("reachable", "pass")
         report.add("host key", "fail", f"{exc}; verify it, then rerun with --accept-new-host-keys")
-        return report
+        return None
     except paramiko.BadHostKeyException as exc:
         report.add("reachable", "pass")
         report.add(
             "host key",
             "fail",
-            f"CHANGED host key for {host.address} (got {exc.key.get_name()} "
+            f"CHANGED host key for {address} (got {exc.key.get_name()} "
             f"{exc.key.fingerprint}); possible man-in-the-middle, or the host was rebuilt",
         )
-        return report
+        return None
     except paramiko.AuthenticationException as exc:
         report.add("reachable", "pass")
         report.add("host key", "pass")
         report.add("auth", "fail", f"authentication as {ssh.user} failed: {exc}")
-        return report
+        return None
     except (TimeoutError, OSError, paramiko.SSHException) as exc:
-        report.add("reachable", "fail", f"{host.address}:{ssh.port}: {exc or type(exc).__name__}")
-        return report
+        report.add("reachable", "fail", f"{address}:{ssh.port}: {exc or type(exc).__name__}")
+        return None
     try:
         report.add("reachable", "pass")
         report.add("host key", "pass")
         report.add("auth", "pass", ssh.user)
+        outputs: list[str] = []
         before = time.time()
-        _, stdout, _ = client.exec_command(_SCRIPT, timeout=timeout)
-        out = stdout.read().decode(errors="replace")
+        for script in scripts:
+            _, stdout, _ = client.exec_command(script, timeout=timeout)
+            outputs.append(stdout.read().decode(errors="replace"))
+            if not outputs[-1]:
+                break
         after = time.time()
-        _judge(report, host, network, _sections(out), (before + after) / 2)
+        return outputs, (before + after) / 2
     except (TimeoutError, OSError, paramiko.SSHException) as exc:
         report.add("remote checks", "fail", str(exc) or type(exc).__name__)
+        return None
     finally:
         client.close()
+
+
+def check_host(network: Network, host: Host, known: KnownHosts, timeout: float = 10.0) -> HostReport:
+    """Connect to one host and run every check over one session."""
+    report = HostReport(host.name, host.address)
+    answer = session(network, report, known, [_SCRIPT], timeout)
+    if answer is not None:
+        outputs, now = answer
+        _judge(report, host, network, sections(outputs[0]), now)
     return report
 
 
-def _sections(text: str) -> dict[str, list[str]]:
+def sections(text: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     current = ""
     for line in text.splitlines():
@@ -182,6 +217,13 @@ def _judge(report: HostReport, host: Host, network: Network, facts: dict[str, li
         report.add("sudo", "pass", "passwordless sudo without a tty")
     else:
         report.add("sudo", "fail", "sudo needs a password or a tty; allow NOPASSWD for the provisioning user")
+    judge_system(report, facts, now)
+    if host.role is Role.DOMAIN_CONTROLLER:
+        _judge_port53(report, facts)
+
+
+def judge_system(report: HostReport, facts: dict[str, list[str]], now: float) -> None:
+    """What every machine provision drives needs: python3, a supported OS, a clock in step."""
     python = [p for p in facts.get("python", []) if p]
     report.add("python3", "pass" if python else "fail", python[0] if python else "python3 is not installed")
     os_line = (facts.get("os") or [""])[0].split()
@@ -202,19 +244,16 @@ def _judge(report: HostReport, host: Host, network: Network, facts: dict[str, li
         report.add("clock", "warn", f"clock off by {offset:+.0f} s")
     else:
         report.add("clock", "pass", f"{offset:+.1f} s")
-    if host.role is Role.DOMAIN_CONTROLLER:
-        # ss -p lines end in users:(("name",pid=..)); Samba's own DNS (a re-run) is fine.
-        others = sorted(
-            {
-                line.split("users:")[-1]
-                for line in facts.get("port53", [])
-                if line and not any(n in line for n in _SAMBA_DNS)
-            }
-        )
-        if others:
-            report.add("port 53", "fail", f"port 53 is taken by {', '.join(others)}; Samba's DNS server needs it")
-        else:
-            report.add("port 53", "pass")
+
+
+def _judge_port53(report: HostReport, facts: dict[str, list[str]]) -> None:
+    # ss -p lines end in users:(("name",pid=..)); Samba's own DNS (a re-run) is fine.
+    lines = [line for line in facts.get("port53", []) if line and not any(n in line for n in _SAMBA_DNS)]
+    others = sorted({line.split("users:")[-1] for line in lines})
+    if others:
+        report.add("port 53", "fail", f"port 53 is taken by {', '.join(others)}; Samba's DNS server needs it")
+    else:
+        report.add("port 53", "pass")
 
 
 def preflight(
@@ -226,8 +265,7 @@ def preflight(
 ) -> PreflightResult:
     """Check every host concurrently (at most ``workers`` at once)."""
     targets = list(network.hosts if hosts is None else hosts)
-    known_file = Path(network.ssh.known_hosts_file or str(Path("~/.ssh/known_hosts").expanduser()))
-    known = _KnownHosts(known_file, accept_new_host_keys)
+    known = KnownHosts(known_hosts_path(network), accept_new_host_keys)
     start = time.monotonic()
     reports: list[HostReport] = []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(targets)))) as pool:

@@ -35,10 +35,13 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def run_summary(result: RunResult) -> str:
     """Per-host table, then each failure with its task and message."""
     rows = []
+    nodes = bool(result.nodes)  # with execution nodes: which ran each host
     for host, s in sorted(result.hosts.items()):
         state = "UNREACHABLE" if s.unreachable else "FAILED" if s.failed else "ok"
-        rows.append((host, s.ok, s.changed, s.failed, s.unreachable, s.skipped, state))
-    text = table(("host", "ok", "changed", "failed", "unreachable", "skipped", "result"), rows)
+        where = (result.nodes.get(host) or "-",) if nodes else ()
+        rows.append((host, *where, s.ok, s.changed, s.failed, s.unreachable, s.skipped, state))
+    headers = ("host", *(("node",) if nodes else ()), "ok", "changed", "failed", "unreachable", "skipped", "result")
+    text = table(headers, rows)
     failures = result.failures()
     if failures:
         text += "\n\nFailures:\n" + "\n".join(f"  {o.host}: [{o.task}] {o.message}" for o in failures)
@@ -73,6 +76,7 @@ def run_junit(result: RunResult, name: str = "provision apply") -> ET.ElementTre
     for o in result.outcomes:
         touched.add(o.host)
         case = ET.SubElement(suite, "testcase", classname=o.host, name=f"{o.play}: {o.task}")
+        _node_property(case, result, o.host)
         cases += 1
         if o.status in ("failed", "unreachable"):
             failures += 1
@@ -83,12 +87,19 @@ def run_junit(result: RunResult, name: str = "provision apply") -> ET.ElementTre
         elif o.diff:
             ET.SubElement(case, "system-out").text = o.diff
     for host in sorted(set(result.hosts) - touched):
-        ET.SubElement(suite, "testcase", classname=host, name="converged")
+        _node_property(ET.SubElement(suite, "testcase", classname=host, name="converged"), result, host)
         cases += 1
     suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("errors", "0")
     return _wrap(suite)
+
+
+def _node_property(case: ET.Element, result: RunResult, host: str) -> None:
+    """With execution nodes, each case says which ran its host."""
+    if result.nodes:
+        props = ET.SubElement(case, "properties")
+        ET.SubElement(props, "property", name="node", value=result.nodes.get(host) or "none")
 
 
 def checks_junit(checks: Sequence[Check], name: str) -> ET.ElementTree:

@@ -29,6 +29,7 @@ from provision.model import (
     AccessRule,
     Database,
     Domain,
+    ExecutionNode,
     FirewallPolicy,
     Group,
     Host,
@@ -283,6 +284,7 @@ def cross_check(data: Mapping[str, Any], bad: set[str], base_dir: Path | None = 
     elif mode == "workgroup" and "domain" in data:
         found.error("domain", "a 'domain' block only applies in domain mode (network.mode: domain)")
     _check_policies(data, mode, bad, found)
+    _check_execution_nodes(data, bad, found)
     _check_access_policy(data, hosts, groups, mode, bad, found)
     return found
 
@@ -789,6 +791,107 @@ def _check_policies(data: Mapping[str, Any], mode: Any, bad: set[str], found: Fo
             found.error("rollout.order", f"rollout.order leaves out roles present in hosts: {', '.join(missing)}")
 
 
+def _firewall_sources(data: Mapping[str, Any]) -> tuple[list[tuple[str, Any]], bool]:
+    """(path, CIDR text) of the sources the hosts' firewall admits SSH and services from, and
+    whether they are policies.firewall.allow_from (else the network's subnets, its default:
+    an empty allow_from means the subnets, as in the model and the base role)."""
+    allow = _list(_dict(_dict(data.get("policies")).get("firewall")).get("allow_from"))
+    if allow:
+        return [(f"policies.firewall.allow_from[{j}]", v) for j, v in enumerate(allow)], True
+    subnets = _list(_dict(data.get("network")).get("subnets"))
+    return [(f"network.subnets[{j}]", v) for j, v in enumerate(subnets)], False
+
+
+def _check_execution_nodes(data: Mapping[str, Any], bad: set[str], found: Found) -> None:
+    """rollout.execution_nodes: names and addresses of their own, and reachable by SSH from the
+    hosts' point of view (their workers open SSH to the hosts, through the hosts' firewall)."""
+    nodes = _list(_dict(data.get("rollout")).get("execution_nodes"))
+    if not nodes:
+        return
+    host_names = {h.name: h for h in found.hosts}
+    host_addrs = {h.ip: h for h in found.hosts}
+    subnets = [
+        (text, parsed)
+        for text in _list(_dict(data.get("network")).get("subnets"))
+        if isinstance(text, str) and (parsed := parse_cidr(text)) is not None
+    ]
+    firewall = _dict(_dict(data.get("policies")).get("firewall"))
+    sources, explicit = _firewall_sources(data)
+    admitted = [
+        (text, parsed)
+        for where, text in sources
+        if isinstance(text, str) and where not in bad and (parsed := parse_cidr(text)) is not None
+    ]
+    # Firewall off (or its switch itself in error): no source to be inside of.
+    switch_bad = any(p in bad for p in ("policies", "policies.firewall", "policies.firewall.enabled"))
+    guarded = firewall.get("enabled", True) is True and not switch_bad and bool(admitted)
+    names: dict[str, int] = {}
+    addrs: dict[int, int] = {}
+    for j, raw in enumerate(nodes):
+        node = _dict(raw)
+        path = f"rollout.execution_nodes[{j}]"
+        name = node.get("name")
+        if isinstance(name, str) and f"{path}.name" not in bad:
+            host = host_names.get(name)
+            if name in names:
+                found.error(
+                    f"{path}.name",
+                    f"duplicate execution node name '{name}' (also rollout.execution_nodes[{names[name]}])",
+                )
+            elif host is not None:
+                found.error(
+                    f"{path}.name",
+                    f"'{name}' is the name of a host ({_host_where(host)}); an execution node needs a name of its own",
+                )
+            elif (why := _reserved_host(name)) is not None:
+                found.error(f"{path}.name", why)
+            names.setdefault(name, j)
+        address = node.get("address")
+        ip = ip_to_int(address) if isinstance(address, str) and f"{path}.address" not in bad else None
+        if ip is None:
+            continue
+        host = host_addrs.get(ip)
+        if ip in addrs:
+            found.error(f"{path}.address", f"address {address} is also used by rollout.execution_nodes[{addrs[ip]}]")
+            continue
+        addrs[ip] = j
+        if host is not None:
+            found.error(
+                f"{path}.address", f"address {address} is the address of host '{host.name}' ({_host_where(host)})"
+            )
+            continue
+        edge = next(
+            (
+                text
+                for text, (net, bits) in [*subnets, *admitted]
+                if bits <= 30 and ip in (net, net | (0xFFFFFFFF >> bits))
+            ),
+            None,
+        )
+        if edge is not None:
+            found.error(f"{path}.address", f"{address} is the network or broadcast address of {edge}")
+            continue
+        if guarded and not any(ip & ((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF) == net for _, (net, bits) in admitted):
+            listed = ", ".join(text for text, _ in admitted)
+            via = (
+                "policies.firewall.allow_from"
+                if explicit
+                else "the network's subnets, the firewall's default while policies.firewall.allow_from is empty"
+            )
+            found.error(
+                f"{path}.address",
+                f"{address} is outside the networks the hosts' firewall admits SSH from ({listed}: {via}): "
+                "the hosts' firewall would refuse SSH from this execution node, so its worker could not reach them; "
+                "add a network holding it to policies.firewall.allow_from"
+                + ("" if explicit else " (with the network's subnets)"),
+            )
+
+
+def _host_where(host: Expanded) -> str:
+    """Where a host comes from in the spec: its hosts[] entry, and its range if any."""
+    return f"hosts[{host.index}]" + (f", range '{host.range_name}'" if host.range_name else "")
+
+
 WIDE_PREFIX = 8  # a firewall source wider than a /8 is (nearly) the whole internet
 
 
@@ -796,11 +899,7 @@ def _check_firewall(data: Mapping[str, Any], firewall: Mapping[str, Any], bad: s
     """Sources the firewall admits SSH and SMB from: warn when one is wider than a /8."""
     if firewall.get("enabled") is False:
         return
-    allow = _list(firewall.get("allow_from"))
-    if allow:
-        sources = [(f"policies.firewall.allow_from[{j}]", v) for j, v in enumerate(allow)]
-    else:  # the default: the network's own subnets
-        sources = [(f"network.subnets[{j}]", v) for j, v in enumerate(_list(_dict(data.get("network")).get("subnets")))]
+    sources, allow = _firewall_sources(data)
     for where, text in sources:
         parsed = parse_cidr(text) if isinstance(text, str) and where not in bad else None
         if parsed is None or parsed[1] >= WIDE_PREFIX:
@@ -1408,7 +1507,12 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
         for stage in (tuple(r for r in s if (r in DOMAIN_ROLES) == (mode is Mode.DOMAIN)) for s in DEFAULT_ORDER)
         if stage
     )
-    rollout = Rollout(batch=ro.get("batch", 50), max_fail_percent=ro.get("max_fail_percent", 10), order=order)
+    rollout = Rollout(
+        batch=ro.get("batch", 50),
+        max_fail_percent=ro.get("max_fail_percent", 10),
+        order=order,
+        execution_nodes=tuple(ExecutionNode(n["name"], n["address"]) for n in ro.get("execution_nodes", ())),
+    )
 
     ssh_raw = data.get("ssh", {})
     ssh = Ssh(

@@ -37,7 +37,7 @@ from provision.inventory import (
     select_hosts,
     write_unsafe,
 )
-from provision.model import Network, Role
+from provision.model import Host, Network, Role
 from provision.resources import playbooks_dir
 
 
@@ -87,6 +87,8 @@ class RunResult:
     interrupted: bool = False
     artifacts: str | None = None
     diagnostic: str = ""  # ansible's last words when it failed before any host ran
+    # With execution nodes: the node that ran each host ("controller" for the controller).
+    nodes: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -111,7 +113,10 @@ class RunResult:
             "ok": self.ok,
             "check": self.check,
             "interrupted": self.interrupted,
-            "hosts": {h: asdict(s) for h, s in sorted(self.hosts.items())},
+            "hosts": {
+                h: {**asdict(s), **({"node": self.nodes.get(h, "controller")} if self.nodes else {})}
+                for h, s in sorted(self.hosts.items())
+            },
             "outcomes": [asdict(o) for o in self.outcomes],
         }
 
@@ -173,7 +178,8 @@ def last_failed(network: Network) -> list[str]:
     return list(data.get("failed_hosts", []))
 
 
-def _remember(network: Network, result: RunResult) -> None:
+def remember(network: Network, result: RunResult) -> None:
+    """Record the run's failed hosts for --retry-failed (dry runs are not recorded)."""
     if result.check:
         return
     folder = state_dir(network)
@@ -187,7 +193,7 @@ def _remember(network: Network, result: RunResult) -> None:
 UNKNOWN_TASK_PREFIX = "Unknown without secrets"
 
 
-class _Events:
+class Events:
     """Folds ansible-runner's event stream into a RunResult and progress updates."""
 
     def __init__(
@@ -203,6 +209,7 @@ class _Events:
         self.play_ok: set[str] = set()
         self.play_failed: set[str] = set()
         self.play_unreachable: set[str] = set()
+        self.stats: dict[str, Any] | None = None  # the playbook_on_stats event's, once it came
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -222,6 +229,8 @@ class _Events:
         elif kind.startswith("runner_on_") and "host" in data:
             self._host_event(kind, data)
         else:
+            if kind == "playbook_on_stats":
+                self.stats = data
             return True
         if self.progress is not None:
             self.progress(
@@ -324,35 +333,42 @@ def _tail(runner: Any, lines: int = 8) -> str:
     return "\n  ".join(text.strip().splitlines()[-lines:])
 
 
-def run(
-    network: Network,
-    options: RunOptions,
-    progress: Callable[[Progress], None] | None = None,
-) -> RunResult:
-    """Run a playbook of playbooks/ on the spec's hosts (or the --limit targets)."""
-    try:
-        targets = select_hosts(network, options.limit)
-    except KeyError as exc:
-        raise ProvisionError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
+@dataclass
+class Job:
+    """One ansible-playbook run, prepared: what the controller or an execution node runs.
+
+    ``variables`` (the rollout policy and the secrets) go to Ansible only as a file of
+    ``!unsafe`` strings on a RAM filesystem, never on a command line.
+    """
+
+    targets: list[Host]
+    inventory: dict[str, Any]
+    cmdline: list[str]
+    tags: list[str]
+    forks: int
+    playbook: str  # a playbook of playbooks/; site.yml becomes the spec's rollout order
+    variables: dict[str, Any]
+    sizes: dict[str, int]  # hosts per role group, and all: the progress bars' totals
+    extra_vars: dict[str, Any] = field(default_factory=dict)  # the operator's -e, trusted
+
+
+def prepare(network: Network, options: RunOptions, targets: list[Host] | None = None) -> Job:
+    """The job for ``targets`` (default: the spec's hosts or the --limit ones); no host is contacted."""
+    if targets is None:
+        try:
+            targets = select_hosts(network, options.limit)
+        except KeyError as exc:
+            raise ProvisionError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
     if options.no_secrets and not options.check:
         raise ProvisionError("--no-secrets is a dry run: it needs --check")
     with_secrets = options.with_secrets and not options.no_secrets
     # The services' certificates: a dry run works on a copy of the network CA, so it never
     # makes or replaces one; without secrets no key is read.
     tls = certificates.material(network, targets, tls_dir(network), keys=with_secrets, scratch=options.check)
-    inventory = build_inventory(network, targets, tls)
-    forks = options.forks or default_forks()
-    facts = fact_cache_dir(network)
-    facts.mkdir(parents=True, exist_ok=True)
-    envvars = ansible_settings(network, forks, facts)
-    # ansible-runner looks ansible-playbook up on PATH: make sure ours (maybe in a venv) is found.
-    envvars["PATH"] = os.pathsep.join([str(Path(_ansible_playbook()).parent), os.environ.get("PATH", "")])
-    result = RunResult(check=options.check)
     # A role with no host in this run counts 0, not the whole run.
     sizes = {"all": len(targets), **{r.value: 0 for r in Role}}
     for h in targets:
         sizes[h.role.value] = sizes.get(h.role.value, 0) + 1
-    events = _Events(result, sizes, progress)
 
     cmdline: list[str] = []
     if options.check:
@@ -362,26 +378,90 @@ def run(
     if options.skip_tags:
         cmdline += ["--skip-tags", ",".join(options.skip_tags)]
 
-    secret_values = secrets.secret_vars(network) if with_secrets else {}
+    # Only the DCs (the directory) and peers (their own accounts) set user passwords.
+    users = options.playbook != "site.yml" or any(h.role in (Role.DOMAIN_CONTROLLER, Role.PEER) for h in targets)
+    secret_values = secrets.secret_vars(network, users=users) if with_secrets else {}
     if with_secrets and tls.keys:
         secret_values["provision_tls_secret_keys"] = tls.keys
     # serial and max_fail_percentage are templated before any host is chosen, so Ansible
     # only sees extra vars there: pass the rollout policy as extra vars too.
-    rollout: dict[str, Any] = {
+    variables: dict[str, Any] = {
         "provision_rollout_batch": network.rollout.batch,
         "provision_rollout_max_fail_percent": network.rollout.max_fail_percent,
     }
     if len(targets) < len(network.hosts):
         # The inventory holds only some hosts: roles must not take the absent ones for
         # hosts that left the spec (domain_directory would prune their accounts).
-        rollout["provision_inventory_partial"] = True
+        variables["provision_inventory_partial"] = True
     if options.full:
-        rollout["provision_full"] = True
+        variables["provision_full"] = True
     if options.no_secrets:
-        rollout["provision_no_secrets"] = True
+        variables["provision_no_secrets"] = True
+    return Job(
+        targets=list(targets),
+        inventory=build_inventory(network, targets, tls),
+        cmdline=cmdline,
+        tags=list(options.tags),
+        forks=options.forks or default_forks(),
+        playbook=options.playbook,
+        variables={**variables, **secret_values},
+        sizes=sizes,
+        extra_vars=dict(options.extra_vars),
+    )
+
+
+def host_stats(stats: dict[str, Any], host: str) -> HostStats:
+    """One host's line of a playbook_on_stats event (or of ansible-runner's stats)."""
+    return HostStats(
+        ok=stats.get("ok", {}).get(host, 0),
+        changed=stats.get("changed", {}).get(host, 0),
+        failed=stats.get("failures", {}).get(host, 0),
+        unreachable=stats.get("dark", {}).get(host, 0),
+        skipped=stats.get("skipped", {}).get(host, 0),
+        rescued=stats.get("rescued", {}).get(host, 0),
+        ignored=stats.get("ignored", {}).get(host, 0),
+    )
+
+
+def count_failures(result: RunResult) -> None:
+    """Hosts that failed but the stats missed (interrupted runs, lost nodes) count as failed."""
+    for o in result.failures():
+        st = result.hosts.setdefault(o.host, HostStats())
+        if o.status == "unreachable" and not st.unreachable:
+            st.unreachable = 1
+        elif o.status == "failed" and not st.failed:
+            st.failed = 1
+
+
+def run(
+    network: Network,
+    options: RunOptions,
+    progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Run a playbook of playbooks/ on the spec's hosts (or the --limit targets) from here."""
+    result = execute(network, prepare(network, options), options, progress)
+    remember(network, result)
+    return result
+
+
+def execute(
+    network: Network,
+    job: Job,
+    options: RunOptions,
+    progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Run a prepared job with ansible-runner on this machine."""
+    facts = fact_cache_dir(network)
+    facts.mkdir(parents=True, exist_ok=True)
+    envvars = ansible_settings(network, job.forks, facts)
+    # ansible-runner looks ansible-playbook up on PATH: make sure ours (maybe in a venv) is found.
+    envvars["PATH"] = os.pathsep.join([str(Path(_ansible_playbook()).parent), os.environ.get("PATH", "")])
+    result = RunResult(check=options.check)
+    events = Events(result, job.sizes, progress)
+    cmdline = list(job.cmdline)
     private = Path(tempfile.mkdtemp(prefix="provision-run-"))
     try:
-        playbook = options.playbook
+        playbook = job.playbook
         if playbook == "site.yml":
             # site.yml's plays in the spec's rollout order (the private dir is removed afterwards).
             playbook = str(private / "rollout.yml")
@@ -389,18 +469,18 @@ def run(
         # The inventory as a file of !unsafe strings: ansible-runner would write a dict as
         # plain JSON, whose strings Ansible templates.
         (private / "inventory").mkdir()
-        inventory_path = write_unsafe(private / "inventory" / "hosts.yml", inventory, mode=0o600)
+        inventory_path = write_unsafe(private / "inventory" / "hosts.yml", job.inventory, mode=0o600)
         with (
             secrets.allow_listed_env(),
-            secrets.secrets_file({**rollout, **secret_values}) as secrets_path,
+            secrets.secrets_file(job.variables) as secrets_path,
             _sigint_cancels() as cancelled,
         ):
             cmdline += ["-e", f"@{secrets_path}"]
-            if options.extra_vars:
+            if job.extra_vars:
                 # The operator's own -e KEY=VALUE: trusted like a command line, so not !unsafe;
                 # last, so they override as ansible-playbook's -e does.
                 extra = private / "extra-vars.json"
-                extra.write_text(json.dumps(options.extra_vars))
+                extra.write_text(json.dumps(job.extra_vars))
                 cmdline += ["-e", f"@{extra}"]
             runner = ansible_runner.run(
                 private_data_dir=str(private),
@@ -409,8 +489,8 @@ def run(
                 inventory=str(inventory_path),
                 envvars=envvars,
                 cmdline=" ".join(cmdline),
-                tags=",".join(options.tags) or None,
-                forks=forks,
+                tags=",".join(job.tags) or None,
+                forks=job.forks,
                 event_handler=events,
                 cancel_callback=cancelled.is_set,
                 suppress_env_files=True,
@@ -423,27 +503,13 @@ def run(
         result.status = runner.status
         result.rc = runner.rc
         stats = runner.stats or {}
-        for host in {h.name for h in targets}:
-            result.hosts[host] = HostStats(
-                ok=stats.get("ok", {}).get(host, 0),
-                changed=stats.get("changed", {}).get(host, 0),
-                failed=stats.get("failures", {}).get(host, 0),
-                unreachable=stats.get("dark", {}).get(host, 0),
-                skipped=stats.get("skipped", {}).get(host, 0),
-                rescued=stats.get("rescued", {}).get(host, 0),
-                ignored=stats.get("ignored", {}).get(host, 0),
-            )
-        for o in result.failures():  # hosts that failed but stats missed (interrupted runs)
-            st = result.hosts.setdefault(o.host, HostStats())
-            if o.status == "unreachable" and not st.unreachable:
-                st.unreachable = 1
-            elif o.status == "failed" and not st.failed:
-                st.failed = 1
+        for host in {h.name for h in job.targets}:
+            result.hosts[host] = host_stats(stats, host)
+        count_failures(result)
         if options.keep_artifacts is not None:
             dest = options.keep_artifacts
             shutil.copytree(private / "artifacts", dest, dirs_exist_ok=True)
             result.artifacts = str(dest)
     finally:
         shutil.rmtree(private, ignore_errors=True)
-    _remember(network, result)
     return result

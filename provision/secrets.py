@@ -210,13 +210,11 @@ def remove_stale(base: Path = SECRETS_BASE) -> list[Path]:
 
 
 @contextlib.contextmanager
-def secrets_file(values: dict[str, Any], base: Path = SECRETS_BASE) -> Iterator[Path]:
-    """A 0600 YAML file in a private 0700 folder on a RAM filesystem, removed when the run ends.
+def private_folder(base: Path = SECRETS_BASE) -> Iterator[Path]:
+    """A private 0700 folder on a RAM filesystem, removed with all it holds when the block ends.
 
-    Its path (never its content) goes on ansible-playbook's command line as ``-e @PATH``.
-    Every string in it is ``!unsafe``: a password such as ``{{ lookup('pipe', 'id') }}`` is
-    a password, not a template. Refused when ``base`` is not tmpfs/ramfs (a secret must
-    never reach a disk); folders of runs that were killed are removed first.
+    Refused when ``base`` is not tmpfs/ramfs (a secret must never reach a disk); folders of
+    runs that were killed are removed first.
     """
     fstype = filesystem_type(base)
     if not base.is_dir() or fstype not in _RAM_FILESYSTEMS:
@@ -225,6 +223,18 @@ def secrets_file(values: dict[str, Any], base: Path = SECRETS_BASE) -> Iterator[
     remove_stale(base)
     folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base))  # mkdtemp makes it 0700
     try:
-        yield write_unsafe(folder / "secrets.yml", values, mode=0o600)
+        yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def secrets_file(values: dict[str, Any], base: Path = SECRETS_BASE) -> Iterator[Path]:
+    """A 0600 YAML file in a ``private_folder``, removed when the run ends.
+
+    Its path (never its content) goes on ansible-playbook's command line as ``-e @PATH``.
+    Every string in it is ``!unsafe``: a password such as ``{{ lookup('pipe', 'id') }}`` is
+    a password, not a template.
+    """
+    with private_folder(base) as folder:
+        yield write_unsafe(folder / "secrets.yml", values, mode=0o600)

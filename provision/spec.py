@@ -547,6 +547,9 @@ def _explain(error: ValidationError) -> Iterator[Problem]:
         options = ", ".join(str(v) for v in error.validator_value)  # type: ignore[union-attr]
         yield Problem(where, f"{rules.clip(instance)} is not one of: {options}")
         return
+    if error.validator == "maxItems" and isinstance(instance, list):
+        yield Problem(where, f"{len(instance)} items; at most {error.validator_value} are allowed here")
+        return
     if error.validator == "required" and "'domain'" in error.message and not path:
         yield Problem(where, "domain mode needs a 'domain' block (realm, netbios, admin_password)")
         return
@@ -602,6 +605,8 @@ def _pattern_text(path: Path_, error: ValidationError) -> str:
         return f"is not a valid {owner[:-1]} name (letters, digits, '_', '-')"
     if last == "name" and owner == "network":
         return "is not a valid network name (lower-case letter first, then a-z 0-9 -)"
+    if last == "name" and owner == "execution_nodes":
+        return "is not a valid host name (lower-case letters, digits, '-'; at most 63 characters)"
     texts = {
         "realm": "is not a valid realm: upper-case DNS name with at least two labels, e.g. AD.ACME.TEST",
         "netbios": "is not a valid NetBIOS name: upper case letters, digits, '-', at most 15 characters",

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from provision import spec
-from provision.model import Mode, Network, Role
+from provision.model import ExecutionNode, Mode, Network, Role, Rollout
 from provision.plan import make_plan
 from provision.rules import expand_range
 
@@ -120,3 +120,73 @@ def test_a_stage_is_labelled_by_the_roles_it_has_hosts_for(tmp_path: Path) -> No
     data["hosts"] = [h for h in data["hosts"] if h["name"] != "db1"]
     (tmp_path / "spec.yml").write_text(yaml.safe_dump(data))
     assert ("file_server+mail_server", "fs1, mx1") in _plan_steps(spec.load_network(tmp_path / "spec.yml"))
+
+
+def test_execution_nodes_in_the_model() -> None:
+    net = spec.load_network(ROOT / "inventories" / "campus-nodes.yml")
+    assert net.rollout.execution_nodes == (ExecutionNode("exec1", "10.50.0.201"), ExecutionNode("exec2", "10.50.0.202"))
+    assert len([h for h in net.hosts if h.role is Role.WORKSTATION]) == 200
+    assert not {n.name for n in net.rollout.execution_nodes} & {h.name for h in net.hosts}
+
+
+def test_execution_nodes_default_to_none() -> None:
+    assert Rollout().execution_nodes == ()
+    net = spec.load_network(ROOT / "inventories" / "branch-office.yml")
+    assert net.rollout.execution_nodes == ()
+    text = _NODES_BASE + "rollout: {execution_nodes: []}\n"
+    result = spec.check_text(text, "x")
+    assert result.network is not None and result.network.rollout.execution_nodes == ()
+
+
+_NODES_BASE = (
+    "network: {name: office, mode: workgroup, subnets: [192.168.10.0/24]}\n"
+    "hosts:\n  - {name: pc1, address: 192.168.10.11, role: peer}\n"
+    "  - {name: 'pc[2:9]', address: 192.168.10.12+, role: peer}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("policies", "address"),
+    [
+        ("", "192.168.10.50"),  # inside the subnets, the firewall's default sources
+        ("policies: {firewall: {allow_from: []}}\n", "192.168.10.50"),  # empty: the subnets too
+        ("policies: {firewall: {allow_from: [192.168.10.0/24, 10.9.0.0/16]}}\n", "10.9.3.5"),
+        ("policies: {firewall: {enabled: false}}\n", "172.16.0.5"),  # no firewall: no sources to be inside of
+    ],
+)
+def test_execution_node_addresses_the_firewall_admits(policies: str, address: str) -> None:
+    text = _NODES_BASE + policies + f"rollout: {{execution_nodes: [{{name: exec1, address: {address}}}]}}\n"
+    result = spec.check_text(text, "x")
+    assert result.errors == []
+    assert result.network is not None
+    assert result.network.rollout.execution_nodes == (ExecutionNode("exec1", address),)
+
+
+@pytest.mark.parametrize(
+    ("policies", "address", "message"),
+    [
+        ("", "192.168.20.5", "the hosts' firewall would refuse SSH from this execution node"),
+        ("policies: {firewall: {allow_from: [10.9.0.0/16]}}\n", "192.168.10.50", "(10.9.0.0/16: policies.firewall"),
+        ("policies: {firewall: {enabled: false}}\n", "192.168.10.0", "network or broadcast address of 192.168.10.0/24"),
+        ("policies: {firewall: {allow_from: [10.9.0.0/16]}}\n", "10.9.255.255", "broadcast address of 10.9.0.0/16"),
+        ("", "192.168.10.13", "the address of host 'pc3' (hosts[1], range 'pc[2:9]')"),
+    ],
+)
+def test_execution_node_addresses_refused(policies: str, address: str, message: str) -> None:
+    text = _NODES_BASE + policies + f"rollout: {{execution_nodes: [{{name: exec1, address: {address}}}]}}\n"
+    result = spec.check_text(text, "x")
+    assert result.network is None
+    line = text.count("\n")  # the last line holds the node
+    assert [(p.path, p.line) for p in result.errors] == [("rollout.execution_nodes[0].address", line)], result.errors
+    assert message in result.errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("pc7", "is the name of a host (hosts[1], range 'pc[2:9]')"), ("wpad", "WPAD"), ("all", "Ansible inventory")],
+)
+def test_execution_node_names_refused(name: str, message: str) -> None:
+    text = _NODES_BASE + f"rollout: {{execution_nodes: [{{name: {name}, address: 192.168.10.50}}]}}\n"
+    result = spec.check_text(text, "x")
+    assert [p.path for p in result.errors] == ["rollout.execution_nodes[0].name"]
+    assert message in result.errors[0].message

@@ -90,10 +90,10 @@ def test_junit_names_failed_hosts_and_changes(tmp_path: Path) -> None:
 
 
 def test_each_play_bar_counts_the_play_s_own_hosts() -> None:
-    from provision.runner import Progress, RunResult, _Events
+    from provision.runner import Events, Progress, RunResult
 
     seen: list[Progress] = []
-    events = _Events(RunResult(), {"all": 5, "domain_controller": 2, "workstation": 3}, seen.append)
+    events = Events(RunResult(), {"all": 5, "domain_controller": 2, "workstation": 3}, seen.append)
     events({"event": "playbook_on_play_start", "event_data": {"name": "DCs", "play_pattern": "domain_controller"}})
     events({"event": "runner_on_ok", "event_data": {"host": "dc1", "task": "t", "res": {}}})
     assert (seen[-1].play, seen[-1].hosts_total, seen[-1].ok) == ("DCs", 2, 1)
@@ -111,10 +111,10 @@ def test_each_play_bar_counts_the_play_s_own_hosts() -> None:
 
 def test_steps_that_need_a_secret_are_unknown_in_a_dry_run_without_secrets() -> None:
     from provision import report
-    from provision.runner import RunResult, _Events
+    from provision.runner import Events, RunResult
 
     result = RunResult(check=True)
-    events = _Events(result, {"all": 1}, None)
+    events = Events(result, {"all": 1}, None)
     events({"event": "runner_on_ok", "event_data": {
         "host": "dc1", "task": "Unknown without secrets: users, groups", "res": {"msg": "needs the admin password"}}})
     assert [(o.host, o.status) for o in result.unknowns()] == [("dc1", "unknown")]
