@@ -160,6 +160,8 @@ def measure_nodes(path: Path) -> dict[str, float]:
         out[f"{way}_first"], out[f"{way}_first_cpu"] = timed(env, "apply", str(path), *extra, hosts=hosts)
         out[f"{way}_first_nodes"] = hosts.get("nodes", 0.0)
         out[f"{way}_first_hosts"] = sum(hosts.values())
+        print(f"  ({way}: first apply {out[f'{way}_first']:.1f} s, controller CPU {out[f'{way}_first_cpu']:.1f} s, "
+              f"nodes' CPU {out[f'{way}_first_nodes']:.1f} s)", flush=True)
     # Converged: the same re-apply both ways, on the hosts of the last round.
     for way, extra in (("alone", ["--no-nodes"]), ("nodes", [])):
         hosts = {}

@@ -221,7 +221,7 @@ def plan(spec_path: Path, fmt: str) -> None:
     if r["execution_nodes"]:
         click.echo("Execution nodes (after the controller's hosts, each runs a slice):")
         for item in r["execution_nodes"]:
-            click.echo(f"  {item['node']:<18} {item['address']:<15}  {item['hosts']}")
+            click.echo(f"  {item['node']:<18} {item['address']:<15}  {item['hosts']} ({item['batch']} at once)")
     _echo_advice([Problem(a["path"], a["message"], severity=a["severity"]) for a in p["advice"]])
 
 

@@ -58,7 +58,7 @@ from provision import runner, secrets, wheelhouse
 from provision.errors import PreflightError, ProvisionError
 from provision.inventory import ansible_settings, rollout_playbook, select_hosts, write_unsafe
 from provision.model import ExecutionNode, Host, Mode, Network, Role
-from provision.plan import split
+from provision.plan import slice_batch, split
 from provision.resources import playbooks_dir
 
 CONTROLLER = "controller"
@@ -74,7 +74,6 @@ _TEMPDIR_LOCK = threading.Lock()
 class NodeReport(preflight_mod.HostReport):
     """A node's preflight: the host checks, and where and what it runs."""
 
-    home: str = ""
     runtime: str = ""  # the tmpfs a slice unpacks into
     prefix: str = ""  # where ansible-runner and ansible-core are installed
     python: str = ""  # "3.11 x86_64"
@@ -91,7 +90,6 @@ def _node_script() -> str:
         preflight_mod.SYSTEM_SCRIPT
         + f"""
 if [ "$(id -u)" = 0 ]; then p={ROOT_PREFIX}; r=/run; else p="$HOME/{USER_PREFIX}"; r="${{XDG_RUNTIME_DIR:-}}"; fi
-echo "@@home"; printf '%s\\n' "$HOME"
 echo "@@prefix"; printf '%s\\n' "$p"
 echo "@@runtime"; printf '%s\\n' "$r"; [ -n "$r" ] && stat -f -c %T "$r"
 echo "@@pyver"; python3 -c 'import sys, platform; print("%d.%d" % sys.version_info[:2], platform.machine())'
@@ -112,7 +110,6 @@ def check_node(
     outputs, now = session
     facts = preflight_mod.sections(outputs[0])
     preflight_mod.judge_system(report, facts, now)
-    report.home = (facts.get("home") or [""])[0]
     report.prefix = (facts.get("prefix") or [""])[0]
     runtime = facts.get("runtime") or []
     report.runtime = runtime[0] if runtime else ""
@@ -401,10 +398,13 @@ def _run_slices(
     transport: Transport,
 ) -> list[runner.RunResult]:
     todo: list[tuple[Slice, bytes, runner.Job]] = []
+    sliced = sum(len(hosts) for _, hosts in pairs)
     for report, hosts in pairs:
         token = token_source.token_hex(8)
         item = Slice(report, hosts, folder / report.host, f"{report.runtime}/provision-node/slice-{token}")
         job = runner.prepare(network, options, hosts)
+        # The slices run side by side: together they take rollout.batch hosts at once, no more.
+        job.variables["provision_rollout_batch"] = slice_batch(network.rollout.batch, len(hosts), sliced)
         todo.append((item, _pack(network, options, item, job), job))
     results: list[runner.RunResult | None] = [None] * len(todo)
     cancelled = threading.Event()

@@ -90,15 +90,25 @@ class Plan:
                     {"role": b.role, "roles": [r.value for r in b.roles], "hosts": summarize_names(list(b.hosts))}
                     for b in self.batches
                 ],
-                "execution_nodes": [
-                    {"node": node.name, "address": node.address, "hosts": summarize_names([h.name for h in hosts])}
-                    for node, hosts in zip(
-                        n.rollout.execution_nodes, split(n, n.hosts, len(n.rollout.execution_nodes))[1], strict=False
-                    )
-                ],
+                "execution_nodes": _node_slices(n),
             },
             "advice": [{"severity": a.severity, "path": a.path, "message": a.message} for a in self.advice],
         }
+
+
+def _node_slices(n: Network) -> list[dict[str, Any]]:
+    """Which hosts each execution node runs, and how many at once."""
+    slices = split(n, n.hosts, len(n.rollout.execution_nodes))[1]
+    sliced = sum(len(s) for s in slices)
+    return [
+        {
+            "node": node.name,
+            "address": node.address,
+            "hosts": summarize_names([h.name for h in hosts]),
+            "batch": slice_batch(n.rollout.batch, len(hosts), sliced),
+        }
+        for node, hosts in zip(n.rollout.execution_nodes, slices, strict=False)
+    ]
 
 
 def _mail(n: Network) -> dict[str, Any] | None:
@@ -130,6 +140,15 @@ def batch_size(batch: int | str, total: int) -> int:
     if isinstance(batch, str):
         return max(1, total * int(batch.rstrip("%")) // 100)
     return batch
+
+
+def slice_batch(batch: int | str, slice_size: int, sliced: int) -> int | str:
+    """A slice's share of ``rollout.batch``: the slices run side by side, so a number is split
+    between them by size (the DCs see no more hosts at once than without nodes); a percentage
+    of each slice is that percentage of them all."""
+    if isinstance(batch, str) or sliced <= 0:
+        return batch
+    return max(1, batch * slice_size // sliced)
 
 
 # The roles execution nodes run; every other role runs from the controller, first.
