@@ -14,9 +14,10 @@ DEMO_ENV ?= /var/lib/provision/lab/demo.env
 # python3-samba and samba-dsdb-modules let the service-account module's tests talk LDAP
 # through Samba's own client, as it does on a mail server; postgresql gives the database
 # module's tests the binaries for a throwaway cluster of their own (Debian's own cluster is unused).
+# ruby checks the Vagrantfiles provision writes (ruby -c, and evaluated against a stub).
 HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client mmdebstrap gpg libdpkg-perl \
 	systemd-container apt-utils iproute2 iputils-ping util-linux mount libfaketime acl \
-	python3-samba samba-dsdb-modules postgresql
+	python3-samba samba-dsdb-modules postgresql ruby
 
 .PHONY: help deps venv demo demo-plan test test-unit test-lab lint bench clean lab-down
 

@@ -135,6 +135,8 @@ def nodes_spec(w: int, folder: Path) -> Path:
     """inventories/lab-nodes.yml with W workstations (half sssd, half winbind) instead of its four."""
     data = yaml.safe_load((ROOT / "inventories" / "lab-nodes.yml").read_text())
     data["hosts"] = [h for h in data["hosts"] if h["role"] == "domain_controller"]
+    # One DC on 2 cores: 25 joins at a time (50 made some sssd wait past 120 s, either way).
+    data.setdefault("rollout", {})["batch"] = 25
     half = w // 2
     data["hosts"].append({"name": f"nws[001:{half:03d}]", "address": "10.231.4.100+", "role": "workstation",
                           "client": "sssd"})

@@ -24,12 +24,28 @@ from provision.resources import schemas_dir, starters_dir
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def format_option(f: F) -> F:
+    """--format: text for people, or one JSON document on stdout (progress stays on stderr)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: one JSON document on stdout, with a version field (see the README).",
+    )(f)
+
+
 def report_options(f: F) -> F:
-    """--report-json and --junit, the same for every command that reports to CI."""
+    """--report-json, --junit and --format, the same for every command that reports to CI."""
     f = click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write a JUnit XML report.")(f)
-    return click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report.")(
-        f
-    )
+    f = click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON report.")(f)
+    return format_option(f)
+
+
+def _out(fmt: str, text: str) -> None:
+    """People's text: on stdout, or on stderr when stdout carries the JSON document."""
+    click.echo(text, err=fmt == "json")
 
 
 def _remember_connection(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
@@ -38,7 +54,16 @@ def _remember_connection(ctx: click.Context, param: click.Parameter, value: Path
 
 
 def connection_options(f: F) -> F:
-    """--known-hosts and --identity: the operator's SSH trust, over the spec's (for unreviewed specs)."""
+    """--known-hosts and --identity: the operator's SSH trust, over the spec's (for unreviewed specs);
+    --vagrant: the hosts are the Vagrant machines of a directory."""
+    f = click.option(
+        "--vagrant",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember_connection,
+        help="Reach the hosts as the Vagrant machines of this directory say (vagrant ssh-config); "
+        "host keys are recorded on first contact in DIR/known_hosts and checked from then on.",
+    )(f)
     f = click.option(
         "--identity",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -107,9 +132,18 @@ def _load(path: Path) -> Network:
     network = spec.load_network(path)
     meta = click.get_current_context().meta
     known_hosts, identity = meta.get("provision.known_hosts"), meta.get("provision.identity")
+    if meta.get("provision.vagrant"):
+        from provision import vagrant
+
+        network = vagrant.connections(network, Path(meta["provision.vagrant"]))
     if known_hosts or identity:
         network = network.with_connection(known_hosts_file=known_hosts, identity_file=identity)
     return network
+
+
+def _first_contact() -> bool:
+    """Under --vagrant, new host keys are recorded on first contact (in DIR/known_hosts); changed ones never."""
+    return bool(click.get_current_context().meta.get("provision.vagrant"))
 
 
 def _summary(network: Network) -> str:
@@ -136,18 +170,16 @@ def validate(spec_path: Path, fmt: str, strict: bool) -> None:
         warnings += [a for a in advise(result.network) if a.severity == "warning"]
     source = str(spec_path)
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "source": source,
-                    "valid": result.ok and not (strict and warnings),
-                    "errors": [_problem_dict(p) for p in result.errors],
-                    "warnings": [_problem_dict(p) for p in warnings],
-                    "summary": _summary(result.network) if result.network else None,
-                },
-                indent=2,
-            )
-        )
+        from provision import report
+
+        body = {
+            "source": source,
+            "valid": result.ok and not (strict and warnings),
+            "errors": [_problem_dict(p) for p in result.errors],
+            "warnings": [_problem_dict(p) for p in warnings],
+            "summary": _summary(result.network) if result.network else None,
+        }
+        click.echo(report.dumps("validate", body))
     else:
         for p in result.errors + warnings:
             click.echo(_problem_line(source, p), err=bool(result.errors))
@@ -173,7 +205,9 @@ def plan(spec_path: Path, fmt: str) -> None:
     """Show what an apply would configure. No host is contacted."""
     p = make_plan(_load(spec_path)).to_dict()
     if fmt == "json":
-        click.echo(json.dumps(p, indent=2))
+        from provision import report
+
+        click.echo(report.dumps("plan", p))
         return
     click.echo(f"Network {p['network']} ({p['mode']}), subnets {', '.join(p['subnets'])}, {p['hosts']} hosts")
     if p["domain"]:
@@ -243,12 +277,14 @@ def policy_group() -> None:
 @spec_argument
 @click.argument("user")
 @click.argument("host")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option
 def policy_test(spec_path: Path, user: str, host: str, fmt: str) -> None:
     """May USER log in on HOST, and run what with sudo, by which rule. Exit 0: may log in; 1: refused."""
     found = policy.answer(_load(spec_path), user, host)
     if fmt == "json":
-        click.echo(json.dumps(found, indent=2))
+        from provision import report
+
+        click.echo(report.dumps("policy test", found))
     else:
         login = found["login"]
         click.echo(f"{user} on {found['host']} ({found['role']}): login {'allowed' if login['allowed'] else 'refused'}")
@@ -267,10 +303,16 @@ def policy_test(spec_path: Path, user: str, host: str, fmt: str) -> None:
 @cli.command(name="advise")
 @spec_argument
 @click.option("--strict", is_flag=True, help="Exit 1 when there is a warning.")
-def advise_cmd(spec_path: Path, strict: bool) -> None:
+@format_option
+def advise_cmd(spec_path: Path, strict: bool, fmt: str) -> None:
     """Topology advice: workgroup or domain, and how many domain controllers."""
     items = advise(_load(spec_path))
-    _echo_advice(items)
+    if fmt == "json":
+        from provision import report
+
+        click.echo(report.dumps("advise", {"advice": [_problem_dict(a) for a in items]}))
+    else:
+        _echo_advice(items)
     if strict and any(a.severity == "warning" for a in items):
         raise StrictWarnings("topology warnings under --strict")
 
@@ -314,6 +356,7 @@ def init(mode: str, output: Path | None, force: bool) -> None:
 
 @cli.command(name="inventory")
 @spec_argument
+@connection_options
 @click.option(
     "-o",
     "--output",
@@ -347,6 +390,32 @@ def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> N
     )
 
 
+@cli.command(name="vagrant")
+@spec_argument
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the Vagrantfile.",
+)
+@click.option("--box", default=None, help="Vagrant box of every machine (default: Debian 12, debian/bookworm64).")
+@click.option("--force", is_flag=True, help="Overwrite an existing Vagrantfile.")
+def vagrant_cmd(spec_path: Path, out_dir: Path, box: str | None, force: bool) -> None:
+    """Write a Vagrantfile with one VM per host of SPEC (VirtualBox and libvirt; no provisioner).
+
+    Refused when a subnet of SPEC overlaps a network already configured on this machine.
+    Then: cd DIR && vagrant up; provision apply SPEC --vagrant DIR.
+    """
+    from provision import vagrant
+
+    network = spec.load_network(spec_path)
+    path = vagrant.write(network, out_dir, box=box or vagrant.DEFAULT_BOX, force=force)
+    click.echo(f"wrote {path}: {len(network.hosts)} machine(s)")
+    click.echo(f"next: cd {out_dir} && vagrant up && cd - && provision apply {spec_path} --vagrant {out_dir}")
+
+
 def _targets(network: Network, limit: str | None, retry_failed: bool = False) -> list[Any]:
     from provision import inventory, runner
 
@@ -362,13 +431,14 @@ def _targets(network: Network, limit: str | None, retry_failed: bool = False) ->
         raise click.UsageError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
 
 
-def _preflight(network: Network, hosts: list[Any], accept_new: bool) -> Any:
+def _preflight(network: Network, hosts: list[Any], accept_new: bool, fmt: str = "text") -> Any:
     from provision import preflight, report
 
     def progress(done: int, total: int, rep: Any) -> None:
         if done == total or done % max(1, total // 20) == 0:
             click.echo(f"  preflight {done}/{total} hosts checked", err=True)
 
+    accept_new = accept_new or _first_contact()
     result = preflight.preflight(network, hosts, accept_new_host_keys=accept_new, progress=progress)
     rows = []
     for r in result.reports:
@@ -379,13 +449,10 @@ def _preflight(network: Network, hosts: list[Any], accept_new: bool) -> Any:
             for n in ("reachable", "host key", "auth", "sudo", "python3", "os", "clock")
         ]
         rows.append((r.host, r.address, *cells, problems))
-    click.echo(
-        report.table(("host", "address", "reach", "hostkey", "auth", "sudo", "python", "os", "clock", "problems"), rows)
-    )
-    click.echo(
-        f"preflight: {len(result.reports) - len(result.failed_hosts())}/{len(result.reports)} hosts ready "
-        f"in {result.seconds:.1f} s"
-    )
+    headers = ("host", "address", "reach", "hostkey", "auth", "sudo", "python", "os", "clock", "problems")
+    _out(fmt, report.table(headers, rows))
+    ready = len(result.reports) - len(result.failed_hosts())
+    _out(fmt, f"preflight: {ready}/{len(result.reports)} hosts ready in {result.seconds:.1f} s")
     return result
 
 
@@ -400,21 +467,38 @@ def _preflight(network: Network, hosts: list[Any], accept_new: bool) -> Any:
 )
 @report_options
 def preflight_cmd(
-    spec_path: Path, limit: str | None, accept_new_host_keys: bool, report_json: Path | None, junit: Path | None
+    spec_path: Path,
+    limit: str | None,
+    accept_new_host_keys: bool,
+    report_json: Path | None,
+    junit: Path | None,
+    fmt: str,
 ) -> None:
-    """SSH checks of every host: reachable, host key, auth, sudo, python3, OS, clock, port 53."""
-    from provision import report
+    """SSH checks of every host: reachable, host key, auth, sudo, python3, OS, clock, port 53.
+
+    The spec's execution nodes are checked too: the same, plus a RAM filesystem to work in
+    and ansible-runner and ansible-core in the controller's versions.
+    """
+    from provision import nodes, report
     from provision.errors import PreflightError
 
     network = _load(spec_path)
-    result = _preflight(network, _targets(network, limit), accept_new_host_keys)
-    checks = result.checks()
+    result = _preflight(network, _targets(network, limit), accept_new_host_keys, fmt)
+    node_reports = nodes.preflight(network, accept_new_host_keys=accept_new_host_keys or _first_contact())
+    if node_reports:
+        _out(fmt, _node_table(node_reports))
+    checks = result.checks() + [c for r in node_reports for c in r.checks]
+    ok = result.ok and all(r.ok for r in node_reports)
+    body = {"ok": ok, "checks": [c.__dict__ for c in checks]}
+    if fmt == "json":
+        click.echo(report.dumps("preflight", body))
     if report_json:
-        report.write_json(report_json, {"ok": result.ok, "checks": [c.__dict__ for c in checks]})
+        report.write_json(report_json, "preflight", body)
     if junit:
         report.write_junit(junit, report.checks_junit(checks, "provision preflight"))
-    if not result.ok:
-        raise PreflightError(f"preflight failed on: {', '.join(result.failed_hosts())}")
+    if not ok:
+        failed = result.failed_hosts() + [r.host for r in node_reports if not r.ok]
+        raise PreflightError(f"preflight failed on: {', '.join(failed)}")
 
 
 def _extra_vars(items: tuple[str, ...]) -> dict[str, Any]:
@@ -518,6 +602,7 @@ def apply(
     full: bool,
     no_secrets: bool,
     no_nodes: bool,
+    fmt: str,
 ) -> None:
     """Configure the hosts: preflight, then the playbooks through ansible-runner.
 
@@ -538,12 +623,12 @@ def apply(
         limit, playbook = unjoin, "unjoin.yml"
     hosts = _targets(network, limit, retry_failed)
     if not skip_preflight:
-        pre = _preflight(network, hosts, accept_new_host_keys)
+        pre = _preflight(network, hosts, accept_new_host_keys, fmt)
         if not pre.ok:
             raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")
     reports = []
     if network.rollout.execution_nodes and playbook == "site.yml" and not no_nodes:
-        reports = _node_preflight(network, accept_new_host_keys)
+        reports = _node_preflight(network, accept_new_host_keys, fmt=fmt)
     live = _LiveProgress()
     options = runner.RunOptions(
         playbook=playbook,
@@ -565,13 +650,15 @@ def apply(
             result = runner.run(network, options, progress=live)
     finally:
         live.close()
-    click.echo(report.run_summary(result))
+    _out(fmt, report.run_summary(result))
     if diff:
         for o in result.changes():
             if o.diff:
-                click.echo(f"--- {o.host}: {o.task}\n{o.diff}")
+                _out(fmt, f"--- {o.host}: {o.task}\n{o.diff}")
+    if fmt == "json":
+        click.echo(report.dumps("apply", result.to_dict()))
     if report_json:
-        report.write_json(report_json, result.to_dict())
+        report.write_json(report_json, "apply", result.to_dict())
     if junit:
         report.write_junit(junit, report.run_junit(result))
     result.raise_for_status()
@@ -589,13 +676,13 @@ def _node_table(reports: list[Any]) -> str:
     return report.table(("node", "address", "reach", "hostkey", "auth", "tmpfs", "versions", "problems"), rows)
 
 
-def _node_preflight(network: Network, accept_new: bool, versions: bool = True) -> list[Any]:
+def _node_preflight(network: Network, accept_new: bool, versions: bool = True, fmt: str = "text") -> list[Any]:
     """Check the execution nodes: refuse a wrong one, leave out one that does not answer."""
     from provision import nodes
     from provision.errors import PreflightError
 
     reports = nodes.preflight(network, accept_new_host_keys=accept_new, versions=versions)
-    click.echo(_node_table(reports))
+    _out(fmt, _node_table(reports))
     broken = [r.host for r in reports if r.reachable and not r.ok]
     if broken:
         raise PreflightError(f"execution node(s) not ready: {', '.join(broken)}; nothing was changed")
@@ -650,7 +737,7 @@ def nodes_setup(spec_path: Path, accept_new_host_keys: bool) -> None:
         click.echo(f"{res.node}: {versions} ({res.copied // 1024} KiB sent, {res.seconds:.1f} s)")
 
 
-def _verify(network: Network, hosts: list[Any]) -> Any:
+def _verify(network: Network, hosts: list[Any], fmt: str = "text") -> Any:
     from provision import report, verify
 
     def progress(line: str) -> None:
@@ -661,11 +748,12 @@ def _verify(network: Network, hosts: list[Any]) -> Any:
     rows = [
         (c.host, c.name, c.status.upper() if c.status == "fail" else c.status, c.detail[:100]) for c in result.checks
     ]
-    click.echo(report.table(("host", "check", "result", "detail"), rows))
+    _out(fmt, report.table(("host", "check", "result", "detail"), rows))
     failed = result.failed()
-    click.echo(
+    _out(
+        fmt,
         f"verify: {len(result.checks) - len(failed)}/{len(result.checks)} checks passed on "
-        f"{len({c.host for c in result.checks})} host(s) in {result.seconds:.1f} s"
+        f"{len({c.host for c in result.checks})} host(s) in {result.seconds:.1f} s",
     )
     return result
 
@@ -675,15 +763,17 @@ def _verify(network: Network, hosts: list[Any]) -> Any:
 @connection_options
 @click.option("--limit", help="Comma-separated host names to verify.")
 @report_options
-def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None) -> None:
+def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None, fmt: str) -> None:
     """Check that the hosts are what the spec says (testinfra over SSH). Exit 6 on any failure."""
     from provision import report
     from provision.errors import VerifyError
 
     network = _load(spec_path)
-    result = _verify(network, _targets(network, limit))
+    result = _verify(network, _targets(network, limit), fmt)
+    if fmt == "json":
+        click.echo(report.dumps("verify", result.to_dict()))
     if report_json:
-        report.write_json(report_json, result.to_dict())
+        report.write_json(report_json, "verify", result.to_dict())
     if junit:
         report.write_junit(junit, report.checks_junit(result.checks, "provision verify"))
     if not result.ok:
@@ -696,7 +786,7 @@ def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, jun
 @connection_options
 @click.option("--limit", help="Comma-separated host names.")
 @report_options
-def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None) -> None:
+def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None, fmt: str) -> None:
     """What an apply would change (check + diff mode) plus verify; exit 0 when nothing drifted, 6 otherwise."""
     from provision import report, runner
     from provision.errors import VerifyError
@@ -709,27 +799,28 @@ def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: P
     by_host: dict[str, list[Any]] = {}
     for o in run_result.changes():
         by_host.setdefault(o.host, []).append(o)
-    click.echo("Would change:" if by_host else "Would change: nothing")
+    _out(fmt, "Would change:" if by_host else "Would change: nothing")
     for host, changes in sorted(by_host.items()):
-        click.echo(f"  {host}:")
+        _out(fmt, f"  {host}:")
         for o in changes:
-            click.echo(f"    - {o.task}")
+            _out(fmt, f"    - {o.task}")
             for line in o.diff.splitlines()[:20]:
-                click.echo(f"        {line}")
-    verified = _verify(network, hosts)
+                _out(fmt, f"        {line}")
+    verified = _verify(network, hosts, fmt)
     checks = [report.Check(o.host, f"drift: {o.task}", "fail", o.diff or "would change") for o in run_result.changes()]
     checks += [report.Check(f.host, f"apply: {f.task}", "fail", f.message) for f in run_result.failures()]
     checks += verified.checks
+    body = {"drifted": bool(by_host), "run": run_result.to_dict(), "verify": verified.to_dict()}
+    if fmt == "json":
+        click.echo(report.dumps("drift", body))
     if report_json:
-        report.write_json(
-            report_json, {"drifted": bool(by_host), "run": run_result.to_dict(), "verify": verified.to_dict()}
-        )
+        report.write_json(report_json, "drift", body)
     if junit:
         report.write_junit(junit, report.checks_junit(checks, "provision drift"))
     bad = sorted(set(by_host) | {c.host for c in verified.failed()} | set(run_result.failed_hosts()))
     if bad:
         raise VerifyError(f"drift on: {', '.join(bad)}")
-    click.echo("no drift: every host matches the spec")
+    _out(fmt, "no drift: every host matches the spec")
 
 
 def _register_optional() -> None:

@@ -125,6 +125,30 @@ def connection_vars(network: Network) -> dict[str, Any]:
     return out
 
 
+def host_connection_vars(network: Network, host: Host) -> dict[str, Any]:
+    """Where a host with its own connection (a Vagrant machine) is reached; its spec address stays
+    ``provision_address``, which the roles use for DNS, /etc/hosts and Samba's interfaces."""
+    conn = host.connection
+    if conn is None:
+        return {}
+    out: dict[str, Any] = {
+        "ansible_host": conn.address,
+        "ansible_port": conn.port,
+        "ansible_user": conn.user,
+        "provision_address": host.address,
+    }
+    if conn.identity_file:
+        out["ansible_ssh_private_key_file"] = conn.identity_file
+    known = network.ssh.known_hosts_file or str(Path("~/.ssh/known_hosts").expanduser())
+    args = ["-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
+    if conn.proxy_command:
+        args += ["-o", f"ProxyCommand={conn.proxy_command}"]
+    out["ansible_ssh_common_args"] = shlex.join(args)
+    if conn.user != "root":
+        out["ansible_become"] = True
+    return out
+
+
 def static_hosts(network: Network) -> list[dict[str, str]]:
     """Names every host should resolve without DNS: all peers, or the DCs of a domain."""
     wanted = Role.PEER if network.mode is Mode.WORKGROUP else Role.DOMAIN_CONTROLLER
@@ -215,7 +239,7 @@ def build_inventory(
     """
     by_role: dict[Role, dict[str, Any]] = {}
     for h in network.hosts if hosts is None else hosts:
-        hv = by_role.setdefault(h.role, {})[h.name] = host_vars(h)
+        hv = by_role.setdefault(h.role, {})[h.name] = host_vars(h) | host_connection_vars(network, h)
         if tls is not None and h.name in tls.chains:
             hv["provision_tls_certificate"] = tls.chains[h.name]
     roles = {

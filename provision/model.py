@@ -122,6 +122,36 @@ TLS_ROLES = frozenset({Role.DOMAIN_CONTROLLER, Role.MAIL_SERVER, Role.DATABASE_S
 
 
 @dataclass(frozen=True, slots=True)
+class HostConnection:
+    """How to reach one host when not at its spec address with the spec's ssh settings.
+
+    Vagrant machines are reached through a forwarded port (VirtualBox) or a ProxyCommand
+    (libvirt) with a key per machine; ``vagrant ssh-config`` says which. Never from the spec.
+    """
+
+    address: str  # HostName: an address or a name SSH resolves
+    port: int = 22
+    user: str = "root"
+    identity_file: str | None = None
+    proxy_command: str | None = None
+
+    def proxy_for_paramiko(self) -> str | None:
+        """The ProxyCommand with ssh's %h, %p, %r and %% expanded (OpenSSH does it; paramiko does not)."""
+        if not self.proxy_command:
+            return None
+        tokens = {"h": self.address, "p": str(self.port), "r": self.user, "%": "%"}
+        out, i, cmd = [], 0, self.proxy_command
+        while i < len(cmd):
+            if cmd[i] == "%" and i + 1 < len(cmd) and cmd[i + 1] in tokens:
+                out.append(tokens[cmd[i + 1]])
+                i += 2
+            else:
+                out.append(cmd[i])
+                i += 1
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
 class Host:
     name: str
     address: str  # dotted-quad IPv4, validated
@@ -135,6 +165,7 @@ class Host:
     mail: MailService | None = None  # mail servers only
     databases: tuple[Database, ...] = ()  # database servers only
     tls: TlsFiles | None = None  # the spec's certificate; None: the network CA issues one
+    connection: HostConnection | None = None  # set by --vagrant; None: address and the spec's ssh
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import paramiko
 
-from provision.model import Host, Network, Role
+from provision.model import Host, HostConnection, Network, Role
 from provision.report import Check
 
 CLOCK_WARN = 60.0  # seconds; Kerberos tolerates 300
@@ -119,13 +119,16 @@ def session(
     known: KnownHosts,
     scripts: Sequence[str],
     timeout: float = 10.0,
+    connection: HostConnection | None = None,
 ) -> tuple[list[str], float] | None:
-    """Connect as the spec's ssh settings say and run ``scripts``, one exec each.
+    """Connect as the spec's ssh settings say (or ``connection``) and run ``scripts``, one exec each.
 
     The connection checks (reachable, host key, auth) go into ``report``; returns each
     script's output and the clock reading's midpoint, or None when no session was made.
     """
     ssh = network.ssh
+    if connection is not None:  # a Vagrant machine: its own port, user, key, maybe a proxy
+        ssh = replace(ssh, user=connection.user, port=connection.port, identity_file=connection.identity_file)
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(known.policy())
     with known.lock:
@@ -133,7 +136,8 @@ def session(
             for ktype, key in keys.items():
                 client.get_host_keys().add(name, ktype, key)
     key_file = ssh.identity_file
-    address = report.address
+    address = connection.address if connection is not None else report.address
+    proxy = connection.proxy_for_paramiko() if connection is not None else None
     try:
         client.connect(
             address,
@@ -145,6 +149,7 @@ def session(
             auth_timeout=timeout,
             allow_agent=key_file is None,
             look_for_keys=key_file is None,
+            sock=paramiko.ProxyCommand(proxy) if proxy else None,
         )
     except _UnknownKey as exc:
         report.add("reachable", "pass")
@@ -190,7 +195,7 @@ def session(
 def check_host(network: Network, host: Host, known: KnownHosts, timeout: float = 10.0) -> HostReport:
     """Connect to one host and run every check over one session."""
     report = HostReport(host.name, host.address)
-    answer = session(network, report, known, [_SCRIPT], timeout)
+    answer = session(network, report, known, [_SCRIPT], timeout, host.connection)
     if answer is not None:
         outputs, now = answer
         _judge(report, host, network, sections(outputs[0]), now)

@@ -63,8 +63,28 @@ def run_summary(result: RunResult) -> str:
     return text
 
 
-def write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+# The JSON reports' format; a change that removes or renames a field raises it.
+JSON_VERSION = 1
+
+
+def document(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A JSON report (``--format json``, ``--report-json``): its format version, the command
+    that made it and provision's version, then the command's own fields."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tool = version("provision")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        tool = "unknown"
+    return {"version": JSON_VERSION, "kind": kind, "provision": tool, **body}
+
+
+def dumps(kind: str, body: dict[str, Any]) -> str:
+    return json.dumps(document(kind, body), indent=2)
+
+
+def write_json(path: Path, kind: str, body: dict[str, Any]) -> None:
+    path.write_text(dumps(kind, body) + "\n")
 
 
 def run_junit(result: RunResult, name: str = "provision apply") -> ET.ElementTree:

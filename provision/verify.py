@@ -119,6 +119,11 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
         add(CheckSpec(h.name, "hostname", "hostname", {"name": h.name}))
         add(CheckSpec(h.name, "address", "address", {"address": h.address}))
         add(CheckSpec(h.name, "clock", "clock", {"limit": CLOCK_LIMIT}))
+        if network.domain is not None:
+            # The domain's DNS holds the spec address only: not one of another interface
+            # (Vagrant's NAT), which clients elsewhere could not reach.
+            fqdn = f"{h.name}.{network.domain.dns_domain}"
+            add(CheckSpec(h.name, "dns a record", "a_record", {"fqdn": fqdn, "address": h.address}))
         if fw.enabled:
             add(CheckSpec(h.name, "firewall", "firewall", {"allow_from": list(fw.allow_from)}))
         if h.role in SHARE_ROLES and network.mode is Mode.WORKGROUP:
@@ -307,6 +312,9 @@ def run(
                     "become": ssh.become,
                 },
                 "addresses": {h.name: h.address for h in network.hosts},
+                # Hosts reached elsewhere than their spec address (Vagrant): address, port,
+                # user, key and ProxyCommand from vagrant ssh-config.
+                "connections": {h.name: asdict(h.connection) for h in network.hosts if h.connection is not None},
                 "checks": [asdict(s) for s in specs],
             }
         )

@@ -15,6 +15,8 @@ import pytest
 import testinfra.host
 from testinfra.backend.paramiko import ParamikoBackend
 
+from provision.model import HostConnection
+
 _HOSTS: dict[str, testinfra.host.Host] = {}
 CONNECT_ATTEMPTS = 4
 
@@ -23,8 +25,9 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
     """testinfra's paramiko backend, but host keys are checked against known_hosts
     and unknown keys rejected (upstream warns and carries on)."""
 
-    def __init__(self, hostspec: str, known_hosts: str | None, **kwargs: Any) -> None:
+    def __init__(self, hostspec: str, known_hosts: str | None, proxy_command: str | None = None, **kwargs: Any) -> None:
         self.known_hosts = known_hosts
+        self.proxy_command = proxy_command
         super().__init__(hostspec, **kwargs)
 
     @functools.cached_property
@@ -51,6 +54,7 @@ class StrictParamikoBackend(ParamikoBackend):  # type: ignore[misc]
                     auth_timeout=60,
                     allow_agent=self.ssh_identity_file is None,
                     look_for_keys=self.ssh_identity_file is None,
+                    sock=paramiko.ProxyCommand(self.proxy_command) if self.proxy_command else None,
                 )
                 return client
             except (paramiko.BadHostKeyException, paramiko.AuthenticationException):
@@ -95,13 +99,16 @@ def target(check: dict[str, Any], request: pytest.FixtureRequest) -> testinfra.h
     if host is None:
         plan = _plan(request.config)
         ssh = plan["ssh"]
-        spec = f"{ssh['user']}@{plan['addresses'][name]}:{ssh['port']}"
+        conn = plan.get("connections", {}).get(name)
+        if conn is not None:  # a Vagrant machine: its forwarded port or ProxyCommand, its own key
+            spec = f"{conn['user']}@{conn['address']}:{conn['port']}"
+            key, sudo = conn.get("identity_file"), conn["user"] != "root"
+            proxy = HostConnection(**conn).proxy_for_paramiko()
+        else:
+            spec = f"{ssh['user']}@{plan['addresses'][name]}:{ssh['port']}"
+            key, sudo, proxy = ssh.get("identity_file"), bool(ssh.get("become")), None
         backend = StrictParamikoBackend(
-            spec,
-            ssh.get("known_hosts_file"),
-            ssh_identity_file=ssh.get("identity_file"),
-            sudo=bool(ssh.get("become")),
-            timeout=15,
+            spec, ssh.get("known_hosts_file"), ssh_identity_file=key, sudo=sudo, timeout=15, proxy_command=proxy
         )
         host = _HOSTS[name] = testinfra.host.Host(backend)
     return host

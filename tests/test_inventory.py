@@ -193,3 +193,29 @@ def test_engine_settings_are_settings_ansible_knows(tmp_path: Path) -> None:
     resolved = ConfigManager(conf_file=str(cfg))
     assert resolved.get_config_value("INTERPRETER_PYTHON") == settings["ANSIBLE_PYTHON_INTERPRETER"]
     assert resolved.get_config_value("HOST_KEY_CHECKING") is True
+
+
+def test_a_vagrant_machine_is_reached_elsewhere_but_keeps_its_spec_address() -> None:
+    import dataclasses
+    import shlex
+
+    from provision.model import HostConnection
+
+    net = spec.load_network(ROOT / "inventories" / "lab-domain.yml").with_connection(known_hosts_file="/v/known_hosts")
+    proxy = "ssh -W %h:%p kvmhost"
+    conns = {"dc1": HostConnection("127.0.0.1", 2222, "vagrant", "/v/.vagrant/machines/dc1/virtualbox/private_key"),
+             "ws1": HostConnection("192.168.121.31", 22, "vagrant", "/v/ws1_key", proxy)}
+    net = dataclasses.replace(net, hosts=tuple(dataclasses.replace(h, connection=conns.get(h.name)) for h in net.hosts))
+    groups = _groups(build_inventory(net))
+    dc1 = groups["domain_controller"]["hosts"]["dc1"]
+    assert (dc1["ansible_host"], dc1["ansible_port"], dc1["ansible_user"]) == ("127.0.0.1", 2222, "vagrant")
+    assert dc1["provision_address"] == "10.231.0.21" and dc1["ansible_become"] is True
+    assert dc1["ansible_ssh_private_key_file"].endswith("dc1/virtualbox/private_key")
+    args = shlex.split(dc1["ansible_ssh_common_args"])
+    assert "UserKnownHostsFile=/v/known_hosts" in args and "StrictHostKeyChecking=yes" in args
+    ws1 = groups["workstation"]["hosts"]["ws1"]
+    assert f"ProxyCommand={proxy}" in shlex.split(ws1["ansible_ssh_common_args"])
+    assert conns["ws1"].proxy_for_paramiko() == "ssh -W 192.168.121.31:22 kvmhost"
+    # Hosts without a connection are unchanged: their spec address, the spec's ssh settings.
+    dc2 = groups["domain_controller"]["hosts"]["dc2"]
+    assert dc2["ansible_host"] == "10.231.0.22" and "provision_address" not in dc2 and "ansible_port" not in dc2

@@ -44,7 +44,7 @@ def params(**over: Any) -> dict[str, Any]:
         "policy": None,
         "computer_ou": "OU=Provisioned Computers",
         "computers": {"members": ["ws1"], "prune": True, "prune_max": 10, "prune_max_percent": 50},
-        "dns": {"server": "127.0.0.1", "hosts": {"dc1": "10.20.0.2"}, "dcs": ["dc1"], "subnets": ["10.20.0.0/24"]},
+        "dns": {"server": "127.0.0.1", "hosts": {"dc1": "10.20.0.2"}, "subnets": ["10.20.0.0/24"]},
         "state_file": None,
         "smb_conf": None,
     }
@@ -58,7 +58,7 @@ def params(**over: Any) -> dict[str, Any]:
 def test_a_good_request_is_the_scripts_request() -> None:
     req = ad.build_request(params())
     assert req["dns"] == {"server": "127.0.0.1", "admin_password": "Admin-pw-1", "hosts": {"dc1": "10.20.0.2"},
-                          "dcs": ["dc1"], "subnets": ["10.20.0.0/24"], "mx": None}
+                          "subnets": ["10.20.0.0/24"], "mx": None}
     assert req["computers"]["prune_max"] == 10 and req["computer_ou"] == "OU=Provisioned Computers"
     assert req["policy"] is None and req["passwords"] == {"alice": "Alice-pw-1"}
     # No DNS, no OU, no computers: nothing of those is touched.
@@ -94,7 +94,7 @@ def test_a_bad_request_names_every_problem_and_no_password() -> None:
                 "lockout_threshold": 0, "lockout_duration_minutes": 0, "lockout_window_minutes": 0},
         computer_ou="CN=Computers",
         computers={"members": [], "prune": True, "prune_max": -1, "prune_max_percent": 150},
-        dns={"server": "127.0.0.1", "hosts": {"ws1": "ws1.lab.example", "ws2": "10.20.0.300"}, "dcs": [],
+        dns={"server": "127.0.0.1", "hosts": {"ws1": "ws1.lab.example", "ws2": "10.20.0.300"},
              "subnets": ["10.20.0.0/33"]},
     )
     with pytest.raises(ad.Invalid) as err:

@@ -518,6 +518,14 @@ def test_domain_hosts_and_time_sources() -> None:
     assert net.time_sources(dcs, "ws1", ["ntp.example"]) == ["10.231.0.10", "10.231.0.11"]
 
 
+def test_spec_address_is_provision_address_under_vagrant() -> None:
+    net = _load(PLAYBOOKS / "filter_plugins" / "provision_net.py")
+    vagrant = {"inventory_hostname": "dc1", "ansible_host": "127.0.0.1", "provision_address": "10.231.0.21"}
+    assert net.spec_address(vagrant) == "10.231.0.21"
+    assert net.spec_address({"inventory_hostname": "dc2", "ansible_host": "10.231.0.22"}) == "10.231.0.22"
+    assert net.spec_address({"inventory_hostname": "dc3"}) == "dc3"
+
+
 # --------------------------------------------------------------------------- every module
 
 

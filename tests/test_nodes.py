@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from provision import nodes, runner, spec
 from provision.cli import cli
 from provision.model import Role
-from provision.plan import split
+from provision.plan import slice_batch, split
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {"LAB_ALICE_PW": "Al1ce-s3cret-XyZ", "LAB_BOB_PW": "B0b-s3cret-QwE", "LAB_CAROL_PW": "C4rol-s3cret-RtY",
@@ -55,6 +55,16 @@ def test_split_keeps_servers_on_the_controller_and_ranges_together() -> None:
     few = [h for h in network.hosts if h.role is Role.WORKSTATION][:2]
     assert [len(s) for s in split(network, few, 5)[1]] == [1, 1]
     assert split(network, local, 2) == (local, [])
+
+
+def test_the_slices_share_the_batch_so_the_dcs_see_no_more_at_once() -> None:
+    assert [slice_batch(50, n, 100) for n in (50, 50)] == [25, 25]
+    assert [slice_batch(50, n, 200) for n in (67, 67, 66)] == [16, 16, 16]  # never more than 50 together
+    assert slice_batch(1, 3, 200) == 1  # at least one host at a time
+    assert slice_batch("20%", 100, 200) == "20%"  # a share of each slice is that share of all
+    network = spec.load_network(ROOT / "inventories" / "campus-nodes.yml")
+    _, slices = split(network, network.hosts, 2)
+    assert sum(int(slice_batch(network.rollout.batch, len(s), 200)) for s in slices) <= int(network.rollout.batch)
 
 
 def _stream_parts(stream: bytes) -> tuple[dict, dict[str, bytes]]:

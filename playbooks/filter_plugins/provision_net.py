@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -51,11 +51,18 @@ def time_sources(dcs: Iterable[dict[str, str]], host: str, ntp_servers: Iterable
     return [d["address"] for d in dcs]
 
 
+def spec_address(host_vars: Mapping[str, Any]) -> str:
+    """A host's spec address from its hostvars: provision_address where the inventory connects
+    elsewhere (a Vagrant machine's forwarded port), else ansible_host, else its name."""
+    return str(host_vars.get("provision_address") or host_vars.get("ansible_host") or host_vars["inventory_hostname"])
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "provision_address_in": address_in,
             "provision_ca_files": ca_files,
             "provision_domain_hosts": domain_hosts,
+            "provision_spec_address": spec_address,
             "provision_time_sources": time_sources,
         }

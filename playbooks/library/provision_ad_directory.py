@@ -187,16 +187,11 @@ options:
         type: str
         default: 127.0.0.1
       hosts:
-        description: Host name to IPv4 address, for every host of the domain.
+        description:
+          - Host name to IPv4 address, for every host of the domain. Each keeps exactly this A record, the DCs
+            too (Samba is pinned to that address); any other is stale and removed.
         type: dict
         default: {}
-      dcs:
-        description:
-          - Host names of the DCs. They register their own addresses (samba_dnsupdate), so other A records of a DC
-            are left alone; a member has exactly one.
-        type: list
-        elements: str
-        default: []
       subnets:
         description: Subnets whose reverse zones get PTR records (IPv6 subnets are ignored).
         type: list
@@ -254,7 +249,6 @@ EXAMPLES = r"""
       prune: true
     dns:
       hosts: {dc1: 10.20.0.2, ws1: 10.20.0.10, fs1: 10.20.0.5}
-      dcs: [dc1]
       subnets: [10.20.0.0/24]
     state_file: /var/lib/provision/domain_directory.json
   register: directory
@@ -327,7 +321,6 @@ COMPUTERS_SPEC = {
 DNS_SPEC = {
     "server": {"type": "str", "default": "127.0.0.1"},
     "hosts": {"type": "dict", "default": {}},
-    "dcs": {"type": "list", "elements": "str", "default": []},
     "subnets": {"type": "list", "elements": "str", "default": []},
     "mx": {
         "type": "dict",
@@ -490,7 +483,6 @@ def build_request(params: Mapping[str, Any]) -> dict[str, Any]:
             "server": dns.get("server") or "127.0.0.1",
             "admin_password": params.get("admin_password") or "",
             "hosts": hosts,
-            "dcs": list(dns.get("dcs") or []),
             "subnets": [str(c) for c in dns.get("subnets") or []],
             "mx": mx_request(dns.get("mx"), str(params.get("dns_domain") or ""), problems),
         }
@@ -1089,18 +1081,17 @@ class Run:
         for rz in sorted(nets):
             if rz not in existing and self.change(f"create reverse zone {rz}", after=[f"zone {rz}"]):
                 self.create_zone(conn, rz)
-        dcs = {n.split(".")[0].lower() for n in d.get("dcs", [])}
         for host, address in sorted(d.get("hosts", {}).items()):
             name = host.split(".")[0].lower()
             fqdn = f"{name}.{zone}"
             current = [r.data for r in self.records(conn, zone, name, dnsp.DNS_TYPE_A)]
             if address not in current and self.change(f"add A {fqdn} -> {address}", after=[f"A {fqdn} -> {address}"]):
                 self.update(conn, zone, name, "A", address, None)
-            # DCs register their own addresses (samba_dnsupdate); members have exactly one.
-            if name not in dcs:
-                for old in current:
-                    if old != address and self.change(f"delete stale A {fqdn} -> {old}", before=[f"A {fqdn} -> {old}"]):
-                        self.update(conn, zone, name, "A", None, old)
+            # Every host has exactly its spec address: the DCs too, since Samba is pinned to it
+            # (an address of another interface, registered by a join, is stale).
+            for old in current:
+                if old != address and self.change(f"delete stale A {fqdn} -> {old}", before=[f"A {fqdn} -> {old}"]):
+                    self.update(conn, zone, name, "A", None, old)
             ip = ipaddress.ip_address(address)
             for rz, net in nets.items():
                 if ip not in net:

@@ -560,6 +560,13 @@ def check_domain_user(host: Host, name: str) -> None:
 
 
 @kind
+def check_a_record(host: Host, fqdn: str, address: str) -> None:
+    res = host.run("host -t A %s", fqdn)
+    found = sorted(line.rsplit(" ", 1)[-1] for line in res.stdout.splitlines() if " has address " in line)
+    assert res.rc == 0 and found == [address], f"A records of {fqdn}: {', '.join(found) or 'none'}; want {address} only"
+
+
+@kind
 def check_resolver(host: Host, dcs: list[str]) -> None:
     conf = host.file("/etc/resolv.conf").content_string
     servers = [line.split()[1] for line in conf.splitlines() if line.startswith("nameserver")]
