@@ -26,15 +26,13 @@ SECRETS = {"LAB_ALICE_PW": "Al1ce-s3cret-XyZ", "LAB_BOB_PW": "B0b-s3cret-QwE", "
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def env(monkeypatch: pytest.MonkeyPatch, own_state: Path) -> Path:
     for k, v in SECRETS.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    key = tmp_path / "id_test"
+    key = own_state / "id_test"
     key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n")
     key.chmod(0o600)
-    return tmp_path
+    return own_state
 
 
 def _with_nodes(path: Path, tmp: Path, count: int = 2):
