@@ -11,7 +11,8 @@ and reports, as if the slice had run here.
 What a slice's stream carries (its private data dir; nothing else is sent):
 
 - ``project/``: a copy of playbooks/ (roles, modules, plugins; not its tests) and
-  ``rollout.yml``, the spec's rollout order;
+  ``.rollout.yml``, the spec's rollout order (a dotfile: the converged probe's code digest
+  leaves it out, so hosts run from a node and from the controller digest alike);
 - ``inventory/hosts.yml``: the slice's hosts (every string ``!unsafe``), plus the first
   domain controller's name and address, so new computer accounts can be replicated;
 - ``vars.yml`` (0600): the rollout policy and the secrets the slice's hosts need (the
@@ -438,11 +439,10 @@ def _run_slices(
 def _pack(network: Network, options: runner.RunOptions, item: Slice, job: runner.Job) -> bytes:
     """The slice's private data dir and ansible-runner kwargs, as transmit's stream (in memory)."""
     job_dir = item.local / "job"
-    project = job_dir / "project"
-    shutil.copytree(playbooks_dir(), project, ignore=shutil.ignore_patterns("tests", "__pycache__", "*.pyc", ".*"))
-    playbook = project / "rollout.yml"
+    project = copy_project(job_dir / "project")
+    playbook = project / ".rollout.yml"
     if job.playbook == "site.yml":
-        # Imports relative to rollout.yml, which sits in the project beside the plays.
+        # Imports relative to .rollout.yml, which sits in the project beside the plays.
         plays = rollout_playbook(network, Path())
         playbook.write_text(json.dumps(plays))
     else:
@@ -486,6 +486,12 @@ def _pack(network: Network, options: runner.RunOptions, item: Slice, job: runner
     )
     shutil.rmtree(job_dir, ignore_errors=True)  # the stream is all that is left of it
     return buffer.getvalue()
+
+
+def copy_project(dest: Path) -> Path:
+    """playbooks/ without its tests, caches and dotfiles: what the roles run, and exactly what the
+    converged probe digests (its SKIP_DIRS), so a host run from a node is not dirty on the controller."""
+    return Path(shutil.copytree(playbooks_dir(), dest, ignore=shutil.ignore_patterns("tests", "__pycache__", ".*")))
 
 
 class _Buffer(io.BytesIO):

@@ -93,12 +93,12 @@ def test_a_slice_carries_only_what_its_hosts_need(env: Path) -> None:
     for value in SECRETS.values():
         assert value not in flat
     assert "-e @/run/provision-node/slice-0123456789abcdef/vars.yml" in kwargs["cmdline"]
-    assert kwargs["playbook"] == "rollout.yml" and kwargs["inventory"] == "inventory/hosts.yml"
+    assert kwargs["playbook"] == ".rollout.yml" and kwargs["inventory"] == "inventory/hosts.yml"
     assert kwargs["envvars"]["ANSIBLE_LOCAL_TEMP"].startswith("/run/provision-node/slice-")
     assert kwargs["envvars"]["PATH"].startswith("/opt/provision-node/current/bin:")
 
     names = set(files)
-    assert {"vars.yml", "identity", "known_hosts", "inventory/hosts.yml", "project/rollout.yml",
+    assert {"vars.yml", "identity", "known_hosts", "inventory/hosts.yml", "project/.rollout.yml",
             "project/domain_members.yml", "project/ansible.cfg"} <= names
     assert not [n for n in names if n.startswith("project/tests/") or "__pycache__" in n]
     assert not [n for n in names if n.startswith(("artifacts/", "env/"))], "no earlier artifacts, no env files"
@@ -120,6 +120,24 @@ def test_a_slice_carries_only_what_its_hosts_need(env: Path) -> None:
     members = json.dumps(inventory["all"]["children"])
     assert "nws1" in members and "nws2" in members and "nws3" not in members and "ndc1" not in members
     assert not (env / "slice" / "job").exists(), "the slice's folder is gone once packed"
+
+
+def test_a_nodes_copy_of_the_playbooks_digests_like_the_controllers(tmp_path: Path) -> None:
+    """The converged probe digests the code: a host run from a node must not look dirty when the
+    controller runs it next (nor the other way round)."""
+    import importlib.util
+
+    from provision.resources import playbooks_dir
+
+    path = playbooks_dir() / "action_plugins" / "provision_converged.py"
+    spec_ = importlib.util.spec_from_file_location("provision_converged_digest", path)
+    assert spec_ is not None and spec_.loader is not None
+    mod = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(mod)
+    copy = nodes.copy_project(tmp_path / "project")
+    assert not (copy / "tests").exists() and not (copy / ".ansible-lint").exists()
+    (copy / ".rollout.yml").write_text("[]\n")  # what _pack adds beside the plays
+    assert mod._tree_digest(str(copy)) == mod._tree_digest(str(playbooks_dir()))
 
 
 def test_the_worker_runs_in_an_empty_environment_on_a_tmpfs_folder_it_removes() -> None:

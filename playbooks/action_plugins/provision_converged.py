@@ -31,13 +31,18 @@ OWN_PREFIX = "converged_"
 HOST_VARS = ("inventory_hostname", "ansible_host", "group_names")
 
 
+# Not code the roles run: their tests, caches, dotfiles (lint settings). An execution node's copy
+# of playbooks/ leaves out the same (provision/nodes.py), so both digest alike.
+SKIP_DIRS = ("__pycache__", "tests")
+
+
 @functools.lru_cache(maxsize=64)
 def _tree_digest(path: str) -> str:
     """Digest of every file under ``path`` (playbooks/): a new provision release re-runs the roles once."""
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(f for f in files if not f.startswith(".")):
             full = os.path.join(root, name)
             digest.update(os.path.relpath(full, path).encode() + b"\0")
             with open(full, "rb") as fh:
