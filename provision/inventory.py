@@ -110,16 +110,25 @@ def _list_address(network: Network, group: Group) -> str:
     return f"{group.name}@{network.domain.mail_domain}" if group.mail and network.domain is not None else ""
 
 
+def known_hosts_file(network: Network) -> str:
+    """The known_hosts file host keys are checked against: the spec's, or the user's."""
+    return network.ssh.known_hosts_file or str(Path("~/.ssh/known_hosts").expanduser())
+
+
+def ssh_common_args(known_hosts: str, proxy_command: str | None = None) -> str:
+    """ansible_ssh_common_args: host keys are always checked, never StrictHostKeyChecking=no."""
+    args = ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+    if proxy_command:
+        args += ["-o", f"ProxyCommand={proxy_command}"]
+    return shlex.join(args)
+
+
 def connection_vars(network: Network) -> dict[str, Any]:
     ssh = network.ssh
     out: dict[str, Any] = {"ansible_user": ssh.user, "ansible_port": ssh.port}
     if ssh.identity_file:
         out["ansible_ssh_private_key_file"] = ssh.identity_file
-    known = ssh.known_hosts_file or str(Path("~/.ssh/known_hosts").expanduser())
-    # Host keys are always checked: never StrictHostKeyChecking=no.
-    out["ansible_ssh_common_args"] = shlex.join(
-        ["-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
-    )
+    out["ansible_ssh_common_args"] = ssh_common_args(known_hosts_file(network))
     if ssh.become:
         out["ansible_become"] = True
     return out
@@ -139,11 +148,7 @@ def host_connection_vars(network: Network, host: Host) -> dict[str, Any]:
     }
     if conn.identity_file:
         out["ansible_ssh_private_key_file"] = conn.identity_file
-    known = network.ssh.known_hosts_file or str(Path("~/.ssh/known_hosts").expanduser())
-    args = ["-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
-    if conn.proxy_command:
-        args += ["-o", f"ProxyCommand={conn.proxy_command}"]
-    out["ansible_ssh_common_args"] = shlex.join(args)
+    out["ansible_ssh_common_args"] = ssh_common_args(known_hosts_file(network), conn.proxy_command)
     if conn.user != "root":
         out["ansible_become"] = True
     return out

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets as token_source
 import shlex
 import shutil
@@ -47,7 +48,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ import paramiko
 from provision import preflight as preflight_mod
 from provision import runner, secrets, wheelhouse
 from provision.errors import PreflightError, ProvisionError
-from provision.inventory import ansible_settings, rollout_playbook, select_hosts, write_unsafe
+from provision.inventory import ansible_settings, rollout_playbook, ssh_common_args, write_unsafe
 from provision.model import ExecutionNode, Host, Mode, Network, Role
 from provision.plan import slice_batch, split
 from provision.resources import playbooks_dir
@@ -312,10 +313,7 @@ def apply(
     ``transport`` makes the command that carries a slice's stream to its worker and back
     (default: ``ssh_argv``, SSH to the node).
     """
-    try:
-        targets = select_hosts(network, options.limit)
-    except KeyError as exc:
-        raise ProvisionError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
+    targets = runner.select_targets(network, options.limit)
     usable = [r for r in reports if r.ok]
     local, slices = split(network, targets, len(usable))
     combined = _Combined(progress)
@@ -506,9 +504,7 @@ def _slice_inventory(network: Network, job: runner.Job, remote: str) -> dict[str
     variables = out["all"]["vars"]
     if network.ssh.identity_file:
         variables["ansible_ssh_private_key_file"] = f"{remote}/identity"
-    variables["ansible_ssh_common_args"] = shlex.join(
-        ["-o", f"UserKnownHostsFile={remote}/known_hosts", "-o", "StrictHostKeyChecking=yes"]
-    )
+    variables["ansible_ssh_common_args"] = ssh_common_args(f"{remote}/known_hosts")
     first = _first_dc(network)
     if first is not None and first not in job.targets:
         # Ungrouped: no play targets it; roles delegate the replication of new accounts to it.
@@ -602,7 +598,12 @@ def _stream(
     process_dir.mkdir(parents=True)
     statuses: list[dict[str, Any]] = []
     item.process = subprocess.Popen(  # an argument list; the command holds no secret
-        transport(network, item), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        transport(network, item),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # ssh gets the allow-listed environment: the spec's {env:} secrets stay in this process.
+        env={**secrets.allowed_env(), "PATH": os.environ.get("PATH", os.defpath)},
     )
     proc = item.process
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
@@ -660,7 +661,7 @@ def _stream(
         result.rc = result.rc or 1
         result.interrupted = cancelled.is_set()
         for name in names:
-            result.hosts[name] = replace(runner.HostStats(), unreachable=1)
+            result.hosts[name] = runner.HostStats(unreachable=1)
             result.outcomes.append(runner.TaskOutcome(name, "", f"execution node {node}", "unreachable", message))
     runner.count_failures(result)
     result.nodes = dict.fromkeys(names, node)

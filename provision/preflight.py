@@ -17,6 +17,7 @@ from pathlib import Path
 
 import paramiko
 
+from provision.inventory import known_hosts_file
 from provision.model import Host, HostConnection, Network, Role
 from provision.report import Check
 
@@ -33,14 +34,13 @@ echo "@@python"; command -v python3 || true
 echo "@@os"; . /etc/os-release 2>/dev/null && echo "$ID $VERSION_ID"
 echo "@@clock"; date +%s.%N
 """
-# One round trip: every fact a host's checks need, in sections.
-_SCRIPT = r"""
-echo "@@python"; command -v python3 || true
-echo "@@os"; . /etc/os-release 2>/dev/null && echo "$ID $VERSION_ID"
+# One round trip: every fact a host's checks need, in sections (the system's last).
+_SCRIPT = (
+    r"""
 echo "@@sudo"; if [ "$(id -u)" = 0 ]; then echo root; elif sudo -n true 2>/dev/null; then echo ok; else echo no; fi
-echo "@@port53"; ss -Hlnutp 'sport = :53' 2>/dev/null
-echo "@@clock"; date +%s.%N
-"""
+echo "@@port53"; ss -Hlnutp 'sport = :53' 2>/dev/null"""
+    + SYSTEM_SCRIPT
+)
 
 
 @dataclass
@@ -106,7 +106,7 @@ class _UnknownKey(Exception):
 
 def known_hosts_path(network: Network) -> Path:
     """The known_hosts file host keys are checked against (the spec's, or the user's)."""
-    return Path(network.ssh.known_hosts_file or str(Path("~/.ssh/known_hosts").expanduser()))
+    return Path(known_hosts_file(network))
 
 
 def host_label(address: str, port: int) -> str:

@@ -352,13 +352,18 @@ class Job:
     extra_vars: dict[str, Any] = field(default_factory=dict)  # the operator's -e, trusted
 
 
+def select_targets(network: Network, limit: Collection[str]) -> list[Host]:
+    """The spec's hosts, or the --limit ones; a name not in the spec is an error."""
+    try:
+        return select_hosts(network, limit)
+    except KeyError as exc:
+        raise ProvisionError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
+
+
 def prepare(network: Network, options: RunOptions, targets: list[Host] | None = None) -> Job:
     """The job for ``targets`` (default: the spec's hosts or the --limit ones); no host is contacted."""
     if targets is None:
-        try:
-            targets = select_hosts(network, options.limit)
-        except KeyError as exc:
-            raise ProvisionError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
+        targets = select_targets(network, options.limit)
     if options.no_secrets and not options.check:
         raise ProvisionError("--no-secrets is a dry run: it needs --check")
     with_secrets = options.with_secrets and not options.no_secrets

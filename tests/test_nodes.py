@@ -220,7 +220,8 @@ def test_a_lost_node_fails_only_its_slice(env: Path) -> None:
 
     def transport(net, item):
         if item.report.host == "node2":
-            return ["sh", "-c", "cat >/dev/null; echo 'Connection to node2 closed by remote host.' >&2; exit 255"]
+            return ["sh", "-c", f"env > {env}/ssh-env; cat >/dev/null; "
+                    "echo 'Connection to node2 closed by remote host.' >&2; exit 255"]
         return worker(net, item)
 
     options = runner.RunOptions(playbook="smoke.yml", extra_vars=_local_vars(env))
@@ -240,6 +241,9 @@ def test_a_lost_node_fails_only_its_slice(env: Path) -> None:
     assert set(messages) == lost
     assert all("execution node node2" in m and "closed by remote host" in m for m in messages.values())
     assert all(result.hosts[h.name].ok and not result.hosts[h.name].failed for h in slices[0])
+    # What carries the stream (ssh) got the allow-listed environment: no {env:} secret.
+    seen = (env / "ssh-env").read_text()
+    assert "PATH=" in seen and not [v for v in SECRETS.values() if v in seen]
     # --retry-failed takes exactly the lost slice's hosts.
     assert sorted(runner.last_failed(network)) == sorted(lost)
 
