@@ -16,10 +16,12 @@ import click
 
 from provision import errors, policy, spec
 from provision.advise import advise
+from provision.cli_lab import lab
 from provision.errors import Problem, ProvisionError, SpecError, StrictWarnings
 from provision.model import Network
 from provision.plan import make_plan, summarize_names
 from provision.resources import schemas_dir, starters_dir
+from provision.results import Check
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -807,8 +809,8 @@ def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: P
             for line in o.diff.splitlines()[:20]:
                 _out(fmt, f"        {line}")
     verified = _verify(network, hosts, fmt)
-    checks = [report.Check(o.host, f"drift: {o.task}", "fail", o.diff or "would change") for o in run_result.changes()]
-    checks += [report.Check(f.host, f"apply: {f.task}", "fail", f.message) for f in run_result.failures()]
+    checks = [Check(o.host, f"drift: {o.task}", "fail", o.diff or "would change") for o in run_result.changes()]
+    checks += [Check(f.host, f"apply: {f.task}", "fail", f.message) for f in run_result.failures()]
     checks += verified.checks
     body = {"drifted": bool(by_host), "run": run_result.to_dict(), "verify": verified.to_dict()}
     if fmt == "json":
@@ -823,16 +825,7 @@ def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: P
     _out(fmt, "no drift: every host matches the spec")
 
 
-def _register_optional() -> None:
-    """Attach command groups that live in their own modules."""
-    try:
-        from provision.cli_lab import lab
-    except ImportError:  # pragma: no cover - the lab is optional while it is built
-        return
-    cli.add_command(lab)
-
-
-_register_optional()
+cli.add_command(lab)
 
 
 def main() -> None:

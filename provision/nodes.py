@@ -56,7 +56,7 @@ import ansible_runner
 import paramiko
 
 from provision import preflight as preflight_mod
-from provision import runner, secrets, wheelhouse
+from provision import results, runner, secrets, wheelhouse
 from provision.errors import PreflightError, ProvisionError
 from provision.inventory import ansible_settings, rollout_playbook, ssh_common_args, write_unsafe
 from provision.model import ExecutionNode, Host, Mode, Network, Role
@@ -198,10 +198,10 @@ def setup(
         )
     progress(f"wheelhouse {house.directory} ({len(house.wheels)} wheels)")
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(reports)))) as pool:
-        results = list(pool.map(lambda r: _install(network, r, house), reports))
-    for res in results:
+        installed = list(pool.map(lambda r: _install(network, r, house), reports))
+    for res in installed:
         progress(f"{res.node}: {res.versions} in {res.seconds:.1f} s")
-    return results
+    return installed
 
 
 def _install(network: Network, report: NodeReport, house: wheelhouse.Wheelhouse) -> SetupResult:
@@ -274,20 +274,20 @@ def _exec(client: paramiko.SSHClient, command: str, stdin: bytes = b"") -> str:
 class _Combined:
     """One progress line for the controller and every slice: their counts, added up per play."""
 
-    def __init__(self, progress: Callable[[runner.Progress], None] | None) -> None:
+    def __init__(self, progress: Callable[[results.Progress], None] | None) -> None:
         self.progress = progress
-        self.last: dict[str, runner.Progress] = {}
+        self.last: dict[str, results.Progress] = {}
         self.lock = threading.Lock()
 
-    def feed(self, source: str) -> Callable[[runner.Progress], None]:
-        def update(p: runner.Progress) -> None:
+    def feed(self, source: str) -> Callable[[results.Progress], None]:
+        def update(p: results.Progress) -> None:
             with self.lock:
                 self.last[source] = p
                 if self.progress is None:
                     return
                 same = [q for q in self.last.values() if q.play == p.play]
                 self.progress(
-                    runner.Progress(
+                    results.Progress(
                         p.play,
                         p.task,
                         sum(q.hosts_total for q in same),
@@ -305,9 +305,9 @@ def apply(
     network: Network,
     options: runner.RunOptions,
     reports: Sequence[NodeReport],
-    progress: Callable[[runner.Progress], None] | None = None,
+    progress: Callable[[results.Progress], None] | None = None,
     transport: Transport | None = None,
-) -> runner.RunResult:
+) -> results.RunResult:
     """Run the controller's part of site.yml here, then the slices on the nodes, as one run.
 
     ``transport`` makes the command that carries a slice's stream to its worker and back
@@ -317,7 +317,7 @@ def apply(
     usable = [r for r in reports if r.ok]
     local, slices = split(network, targets, len(usable))
     combined = _Combined(progress)
-    parts: list[runner.RunResult] = []
+    parts: list[results.RunResult] = []
     if local:
         job = runner.prepare(network, options, local)
         part = runner.execute(network, job, options, combined.feed(CONTROLLER))
@@ -350,18 +350,18 @@ def _tempdir(folder: Path) -> Iterator[None]:
             tempfile.tempdir = saved
 
 
-def _not_started(hosts: Sequence[str], check: bool, why: str) -> runner.RunResult:
-    part = runner.RunResult(status="failed", rc=1, check=check)
+def _not_started(hosts: Sequence[str], check: bool, why: str) -> results.RunResult:
+    part = results.RunResult(status="failed", rc=1, check=check)
     for name in hosts:
-        part.outcomes.append(runner.TaskOutcome(name, "", "not started", "failed", why))
+        part.outcomes.append(results.TaskOutcome(name, "", "not started", "failed", why))
         part.nodes[name] = ""
     runner.count_failures(part)
     return part
 
 
-def merge(parts: Sequence[runner.RunResult], check: bool) -> runner.RunResult:
+def merge(parts: Sequence[results.RunResult], check: bool) -> results.RunResult:
     """The parts of one apply as one result: successful only if every part is."""
-    result = runner.RunResult(check=check)
+    result = results.RunResult(check=check)
     for part in parts:
         result.hosts.update(part.hosts)
         result.outcomes += part.outcomes
@@ -395,7 +395,7 @@ def _run_slices(
     folder: Path,
     combined: _Combined,
     transport: Transport,
-) -> list[runner.RunResult]:
+) -> list[results.RunResult]:
     todo: list[tuple[Slice, bytes, runner.Job]] = []
     sliced = sum(len(hosts) for _, hosts in pairs)
     for report, hosts in pairs:
@@ -405,13 +405,13 @@ def _run_slices(
         # The slices run side by side: together they take rollout.batch hosts at once, no more.
         job.variables["provision_rollout_batch"] = slice_batch(network.rollout.batch, len(hosts), sliced)
         todo.append((item, _pack(network, options, item, job), job))
-    results: list[runner.RunResult | None] = [None] * len(todo)
+    parts: list[results.RunResult | None] = [None] * len(todo)
     cancelled = threading.Event()
 
     def work(i: int) -> None:
         item, stream, job = todo[i]
         feed = combined.feed(item.report.host)
-        results[i] = _stream(network, options, item, stream, job, feed, cancelled, transport)
+        parts[i] = _stream(network, options, item, stream, job, feed, cancelled, transport)
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(todo))]
     for t in threads:
@@ -427,7 +427,7 @@ def _run_slices(
                 item.process.kill()
         for t in threads:
             t.join(30)
-    out = [r for r in results if r is not None]
+    out = [r for r in parts if r is not None]
     if cancelled.is_set():
         for r in out:
             r.interrupted = True
@@ -586,12 +586,12 @@ def _stream(
     item: Slice,
     stream: bytes,
     job: runner.Job,
-    progress: Callable[[runner.Progress], None],
+    progress: Callable[[results.Progress], None],
     cancelled: threading.Event,
     transport: Transport,
-) -> runner.RunResult:
+) -> results.RunResult:
     """Send one slice to its node's worker and replay what comes back."""
-    result = runner.RunResult(check=options.check)
+    result = results.RunResult(check=options.check)
     events = runner.Events(result, job.sizes, progress)
     node = item.report.host
     process_dir = item.local / "process"
@@ -661,8 +661,8 @@ def _stream(
         result.rc = result.rc or 1
         result.interrupted = cancelled.is_set()
         for name in names:
-            result.hosts[name] = runner.HostStats(unreachable=1)
-            result.outcomes.append(runner.TaskOutcome(name, "", f"execution node {node}", "unreachable", message))
+            result.hosts[name] = results.HostStats(unreachable=1)
+            result.outcomes.append(results.TaskOutcome(name, "", f"execution node {node}", "unreachable", message))
     runner.count_failures(result)
     result.nodes = dict.fromkeys(names, node)
     if options.keep_artifacts is not None:

@@ -19,7 +19,7 @@ import paramiko
 
 from provision.inventory import known_hosts_file
 from provision.model import Host, HostConnection, Network, Role
-from provision.report import Check
+from provision.results import Check
 
 CLOCK_WARN = 60.0  # seconds; Kerberos tolerates 300
 CLOCK_FAIL = 300.0

@@ -5,21 +5,10 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.runner import RunResult
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check of one host (preflight or verify) and how it went."""
-
-    host: str
-    name: str
-    status: str  # "pass", "warn" or "fail"
-    detail: str = ""
+from provision.results import Check, RunResult
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

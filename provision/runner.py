@@ -19,7 +19,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,7 +28,7 @@ import ansible_runner
 import yaml
 
 from provision import certificates, secrets
-from provision.errors import ApplyError, Interrupted, ProvisionError
+from provision.errors import ProvisionError
 from provision.inventory import (
     ansible_settings,
     build_inventory,
@@ -39,99 +39,7 @@ from provision.inventory import (
 )
 from provision.model import Host, Network, Role
 from provision.resources import playbooks_dir
-
-
-@dataclass
-class HostStats:
-    ok: int = 0
-    changed: int = 0
-    failed: int = 0
-    unreachable: int = 0
-    skipped: int = 0
-    rescued: int = 0
-    ignored: int = 0
-
-
-@dataclass(frozen=True)
-class TaskOutcome:
-    """A task that failed, was unreachable or changed something on a host."""
-
-    host: str
-    play: str
-    task: str
-    status: str  # "failed", "unreachable", "changed" or "unknown" (needs a secret --no-secrets withheld)
-    message: str = ""
-    diff: str = ""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the CLI needs to draw a live progress line."""
-
-    play: str
-    task: str
-    hosts_total: int
-    ok: int
-    failed: int
-    unreachable: int
-    event: str
-
-
-@dataclass
-class RunResult:
-    status: str = "unstarted"
-    rc: int | None = None
-    hosts: dict[str, HostStats] = field(default_factory=dict)
-    outcomes: list[TaskOutcome] = field(default_factory=list)
-    check: bool = False
-    interrupted: bool = False
-    artifacts: str | None = None
-    diagnostic: str = ""  # ansible's last words when it failed before any host ran
-    # With execution nodes: the node that ran each host ("controller" for the controller).
-    nodes: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "successful" and self.rc == 0
-
-    def failed_hosts(self) -> list[str]:
-        return sorted(h for h, s in self.hosts.items() if s.failed or s.unreachable)
-
-    def failures(self) -> list[TaskOutcome]:
-        return [o for o in self.outcomes if o.status in ("failed", "unreachable")]
-
-    def changes(self) -> list[TaskOutcome]:
-        return [o for o in self.outcomes if o.status == "changed"]
-
-    def unknowns(self) -> list[TaskOutcome]:
-        return [o for o in self.outcomes if o.status == "unknown"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "rc": self.rc,
-            "ok": self.ok,
-            "check": self.check,
-            "interrupted": self.interrupted,
-            "hosts": {
-                h: {**asdict(s), **({"node": self.nodes.get(h, "controller")} if self.nodes else {})}
-                for h, s in sorted(self.hosts.items())
-            },
-            "outcomes": [asdict(o) for o in self.outcomes],
-        }
-
-    def raise_for_status(self) -> None:
-        """Raise unless the run fully succeeded; the message names hosts and tasks."""
-        if self.interrupted:
-            raise Interrupted(f"interrupted; {len(self.hosts)} host(s) touched, see the summary above")
-        if self.ok:
-            return
-        lines = [f"{o.host}: {o.task}: {o.message}" for o in self.failures()[:20]]
-        failed = self.failed_hosts()
-        summary = f"run {self.status} (rc={self.rc}) on {len(failed)} host(s): {', '.join(failed) or 'none named'}"
-        if self.diagnostic:
-            lines.append(self.diagnostic)
-        raise ApplyError("\n  ".join([summary, *lines]))
+from provision.results import HostStats, Progress, RunResult, TaskOutcome
 
 
 @dataclass

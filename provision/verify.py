@@ -23,8 +23,8 @@ from typing import Any
 from provision import policy, shares
 from provision.errors import ProvisionError
 from provision.model import Host, Mode, Network, Role
-from provision.report import Check
 from provision.resources import playbooks_dir
+from provision.results import Check
 
 SHARE_ROLES = (Role.PEER, Role.FILE_SERVER)
 MEMBER_ROLES = (Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER, Role.WORKSTATION)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from provision import nodes, runner, spec
+from provision import nodes, results, runner, spec
 from provision.cli import cli
 from provision.model import Role
 from provision.plan import slice_batch, split
@@ -178,7 +178,7 @@ def _reports(tmp: Path, count: int) -> list[nodes.NodeReport]:
 def test_slices_stream_to_real_workers_and_come_back_as_one_run(env: Path, capfd) -> None:
     network = spec.load_network(ROOT / "inventories" / "lab-workgroup.yml")
     reports = _reports(env, 2)
-    seen: list[runner.Progress] = []
+    seen: list[results.Progress] = []
     arts = env / "artifacts"
     options = runner.RunOptions(playbook="smoke.yml", extra_vars=_local_vars(env), keep_artifacts=arts)
     try:
@@ -249,8 +249,8 @@ def test_a_lost_node_fails_only_its_slice(env: Path) -> None:
 
 
 def test_merge_is_successful_only_when_every_part_is() -> None:
-    ok = runner.RunResult(status="successful", rc=0)
-    bad = runner.RunResult(status="failed", rc=2)
+    ok = results.RunResult(status="successful", rc=0)
+    bad = results.RunResult(status="failed", rc=2)
     assert nodes.merge([ok, ok], False).ok
     merged = nodes.merge([ok, bad], False)
     assert (merged.status, merged.rc, merged.ok) == ("failed", 2, False)

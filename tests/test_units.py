@@ -11,7 +11,7 @@ import pytest
 from provision import preflight, report, secrets
 from provision.errors import SecretError
 from provision.model import Host, Mode, Network, Role, SecretRef
-from provision.runner import HostStats, RunResult, TaskOutcome
+from provision.results import HostStats, RunResult, TaskOutcome
 
 
 def test_secret_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,7 +90,8 @@ def test_junit_names_failed_hosts_and_changes(tmp_path: Path) -> None:
 
 
 def test_each_play_bar_counts_the_play_s_own_hosts() -> None:
-    from provision.runner import Events, Progress, RunResult
+    from provision.results import Progress, RunResult
+    from provision.runner import Events
 
     seen: list[Progress] = []
     events = Events(RunResult(), {"all": 5, "domain_controller": 2, "workstation": 3}, seen.append)
@@ -111,7 +112,8 @@ def test_each_play_bar_counts_the_play_s_own_hosts() -> None:
 
 def test_steps_that_need_a_secret_are_unknown_in_a_dry_run_without_secrets() -> None:
     from provision import report
-    from provision.runner import Events, RunResult
+    from provision.results import RunResult
+    from provision.runner import Events
 
     result = RunResult(check=True)
     events = Events(result, {"all": 1}, None)

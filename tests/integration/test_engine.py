@@ -90,7 +90,7 @@ def test_apply_smoke_and_no_secret_anywhere(engine_spec, tmp_path, capfd) -> Non
 
 
 def test_stopped_host_is_unreachable_others_finish_then_retry(engine_spec, lab_hosts, tmp_path) -> None:
-    from provision import lab, report, runner, spec
+    from provision import lab, report, results, runner, spec
     from provision.errors import ApplyError
 
     network = spec.load_network(engine_spec)
@@ -108,7 +108,7 @@ def test_stopped_host_is_unreachable_others_finish_then_retry(engine_spec, lab_h
                    capture_output=True, timeout=30)
     thread.join(timeout=600)
     run_result = result["run"]
-    assert isinstance(run_result, runner.RunResult)
+    assert isinstance(run_result, results.RunResult)
     with pytest.raises(ApplyError) as excinfo:
         run_result.raise_for_status()
     assert excinfo.value.exit_code == EXIT_APPLY_FAILED
