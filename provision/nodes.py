@@ -238,21 +238,7 @@ def _install(network: Network, report: NodeReport, house: wheelhouse.Wheelhouse)
 
 def _client(network: Network, address: str) -> paramiko.SSHClient:
     """An SSH client to a node that preflight has just accepted (host key checked)."""
-    ssh = network.ssh
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(preflight_mod.known_hosts_path(network)))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    key_file = ssh.identity_file
-    client.connect(
-        address,
-        port=ssh.port,
-        username=ssh.user,
-        key_filename=key_file,
-        timeout=15,
-        allow_agent=key_file is None,
-        look_for_keys=key_file is None,
-    )
-    return client
+    return preflight_mod.open_client(network, address)
 
 
 def _exec(client: paramiko.SSHClient, command: str, stdin: bytes = b"") -> str:

@@ -192,6 +192,36 @@ def session(
         client.close()
 
 
+def open_client(
+    network: Network, address: str, connection: HostConnection | None = None, timeout: float = 15.0
+) -> paramiko.SSHClient:
+    """An SSH client to a machine preflight has accepted: its key must be in known_hosts already."""
+    ssh = network.ssh
+    if connection is not None:
+        ssh = replace(ssh, user=connection.user, port=connection.port, identity_file=connection.identity_file)
+        address = connection.address
+    proxy = connection.proxy_for_paramiko() if connection is not None else None
+    client = paramiko.SSHClient()
+    path = known_hosts_path(network)
+    if path.exists():
+        client.load_host_keys(str(path))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    key_file = ssh.identity_file
+    client.connect(
+        address,
+        port=ssh.port,
+        username=ssh.user,
+        key_filename=key_file,
+        timeout=timeout,
+        banner_timeout=timeout,
+        auth_timeout=timeout,
+        allow_agent=key_file is None,
+        look_for_keys=key_file is None,
+        sock=paramiko.ProxyCommand(proxy) if proxy else None,
+    )
+    return client
+
+
 def check_host(network: Network, host: Host, known: KnownHosts, timeout: float = 10.0) -> HostReport:
     """Connect to one host and run every check over one session."""
     report = HostReport(host.name, host.address)
