@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The versions CI tests with; every pip install of the project here goes through them.
+CONSTRAINTS := .ci/constraints.txt
 SPEC ?= inventories/lab-workgroup.yml
 # Throwaway lab passwords, made once (0600) and kept so re-applies change nothing.
 DEMO_ENV ?= /var/lib/provision/lab/demo.env
@@ -19,13 +21,15 @@ HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client mmdebstrap gpg 
 	systemd-container apt-utils iproute2 iputils-ping util-linux mount libfaketime acl \
 	python3-samba samba-dsdb-modules postgresql ruby
 
-.PHONY: help deps venv demo demo-plan test test-unit test-lab lint bench clean lab-down
+.PHONY: help deps venv demo demo-plan test test-unit test-lab lint bench clean lab-down man constraints
 
 help:
 	@echo "make demo      set up and run the workgroup demo on the built-in lab (root)"
 	@echo "make test      set up and run every test (lab tests need root and systemd-nspawn)"
 	@echo "make lint      ruff, mypy, yamllint, ansible-lint"
 	@echo "make bench     print the benchmark figures"
+	@echo "make man       regenerate provision/man/provision.1 from the command help"
+	@echo "make constraints  re-pin $(CONSTRAINTS) to the venv's versions (after upgrading it on purpose)"
 
 deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -36,10 +40,10 @@ deps:
 	  fi; \
 	else echo "not root or no apt-get: skipping system packages ($(HOST_PACKAGES))"; fi
 
-$(BIN)/provision: pyproject.toml
+$(BIN)/provision: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]'
 	@touch $@
 
 venv: $(BIN)/provision
@@ -85,6 +89,16 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/validate.py
 	@echo "as root, with the lab: $(BIN)/python bench/lab.py, bench/engine.py, bench/apply.py SPEC [--cold], bench/smb_clients.py (needs samba-testsuite)"
+
+# The man page is generated from the Click help and committed (tests/test_manpage.py compares).
+man: venv
+	$(BIN)/python -m provision.manpage -o provision/man/provision.1
+
+# Keeps the header comment; pins every package of the venv but the project, pip and setuptools.
+constraints: venv
+	{ awk '/^#/ {print; next} {exit}' $(CONSTRAINTS); \
+	  $(BIN)/pip freeze --exclude-editable | grep -viE '^(pip|setuptools|wheel)=='; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 lab-down: venv
 	$(BIN)/provision lab down --destroy

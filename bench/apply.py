@@ -29,6 +29,8 @@ from provision.secrets import env_names as secret_env_names  # noqa: E402
 
 
 def provision(env: dict[str, str], *args: str) -> float:
+    if args and args[0] == "apply" and "--yes" not in args:  # variants back and forth; the prompt has its own test
+        args = (*args, "--yes")
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False)

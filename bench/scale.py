@@ -67,6 +67,8 @@ def hosts_cpu() -> dict[str, float]:
 def timed(env: dict[str, str], *args: str, hosts: dict[str, float] | None = None) -> tuple[float, float]:
     """(wall, controller CPU) of one provision command; exits on failure. With ``hosts``, fills
     it with the CPU the lab's hosts used meanwhile, by kind."""
+    if args and args[0] == "apply" and "--yes" not in args:  # fleets of other sizes; no terminal to ask
+        args = (*args, "--yes")
     cpu, start, before = children_cpu(), time.monotonic(), hosts_cpu()
     proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False)

@@ -58,6 +58,8 @@ def ssh(address: str, command: str) -> str:
 
 
 def provision(env: dict[str, str], *args: str) -> None:
+    if args and args[0] == "apply" and "--yes" not in args:  # variants back and forth; the prompt has its own test
+        args = (*args, "--yes")
     proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:

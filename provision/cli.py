@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,11 +18,10 @@ import click
 from provision import errors, policy, spec
 from provision.advise import advise
 from provision.cli_lab import lab
-from provision.errors import Problem, ProvisionError, SpecError, StrictWarnings
+from provision.errors import NotConfirmed, Problem, ProvisionError, SpecError, StrictWarnings
 from provision.model import Network
-from provision.plan import make_plan, summarize_names
+from provision.plan import make_plan
 from provision.resources import schemas_dir, starters_dir
-from provision.results import Check
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +48,37 @@ def report_options(f: F) -> F:
 def _out(fmt: str, text: str) -> None:
     """People's text: on stdout, or on stderr when stdout carries the JSON document."""
     click.echo(text, err=fmt == "json")
+
+
+def _complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion after --limit: the host names (and roles) of the spec on the line."""
+    from click.shell_completion import CompletionItem
+
+    # While the line is incomplete click may leave SPEC unparsed, in ctx.args.
+    path = ctx.params.get("spec_path") or next((a for a in ctx.args if not a.startswith("-")), None)
+    if not path:
+        return []
+    try:
+        network = spec.load_network(Path(path))
+    except (ProvisionError, OSError):  # completion stays quiet: no spec, no candidates
+        return []
+    head, _, last = incomplete.rpartition(",")
+    prefix = f"{head}," if head else ""
+    bang = "!" if last.startswith("!") else ""
+    last = last.removeprefix("!")
+    words = [h.name for h in network.hosts] + [f"role:{r.value}" for r in network.hosts_by_role()]
+    return [CompletionItem(prefix + bang + w) for w in words if w.startswith(last)]
+
+
+def limit_option(f: F) -> F:
+    """--limit, the same patterns for every command (provision.selection)."""
+    return click.option(
+        "--limit",
+        metavar="PATTERNS",
+        shell_complete=_complete_hosts,
+        help="Only these hosts: comma-separated names, ranges (ws[001:050]), globs (ws0*), "
+        "roles (role:file_server); !PATTERN leaves hosts out.",
+    )(f)
 
 
 def _remember_connection(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
@@ -84,9 +115,14 @@ def connection_options(f: F) -> F:
     )(f)
 
 
-spec_argument = click.argument(
-    "spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+def example(*lines: str) -> str:
+    """A help epilog of example command lines (kept as written: not rewrapped)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+# Not exists=True: a missing spec is an environment error (exit 8, as the README says), which
+# spec.load_network reports; click would call it a usage error (exit 2, "invalid spec").
+spec_argument = click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
 
 
 def _report(exc: ProvisionError) -> None:
@@ -113,7 +149,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="provision")
+@click.version_option(package_name="provision", prog_name="provision")
 def cli() -> None:
     """Provision a Samba workgroup or a Samba AD domain from one network spec.
 
@@ -131,7 +167,11 @@ def _problem_line(source: str, p: Problem) -> str:
 
 
 def _load(path: Path) -> Network:
-    network = spec.load_network(path)
+    return _connected(spec.load_network(path))
+
+
+def _connected(network: Network) -> Network:
+    """The network reached as the command line says (--vagrant, --known-hosts, --identity)."""
     meta = click.get_current_context().meta
     known_hosts, identity = meta.get("provision.known_hosts"), meta.get("provision.identity")
     if meta.get("provision.vagrant"):
@@ -141,6 +181,14 @@ def _load(path: Path) -> Network:
     if known_hosts or identity:
         network = network.with_connection(known_hosts_file=known_hosts, identity_file=identity)
     return network
+
+
+def _load_with_warnings(path: Path) -> tuple[Network, list[Problem]]:
+    """The network (as ``_load`` gives it) and the spec's validation warnings."""
+    result = spec.check(path)
+    if result.errors or result.network is None:
+        raise SpecError(result.source, result.errors)
+    return _connected(result.network), list(result.warnings)
 
 
 def _first_contact() -> bool:
@@ -157,7 +205,11 @@ def _summary(network: Network) -> str:
     )
 
 
-@cli.command()
+@cli.command(
+    epilog=example(
+        "provision validate site.yml", "provision validate site.yml --strict --format json > validation.json"
+    )
+)
 @spec_argument
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--strict", is_flag=True, help="Treat warnings (including topology advice) as errors (exit 1).")
@@ -200,82 +252,96 @@ def _problem_dict(p: Problem) -> dict[str, Any]:
     return {"path": p.path, "line": p.line, "message": p.message, "severity": p.severity}
 
 
-@cli.command()
+@cli.command(
+    epilog=example(
+        "provision plan site.yml",
+        "provision plan site.yml --format json | jq '.changes[] | select(.action == \"remove\")'",
+    )
+)
 @spec_argument
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def plan(spec_path: Path, fmt: str) -> None:
-    """Show what an apply would configure. No host is contacted."""
-    p = make_plan(_load(spec_path)).to_dict()
-    if fmt == "json":
-        from provision import report
+    """Show what an apply would configure, and what it adds, changes and removes since the last
+    apply of the network recorded on this controller. No host is contacted."""
+    from provision import report, state
 
-        click.echo(report.dumps("plan", p))
+    network, warnings = _load_with_warnings(spec_path)
+    p = make_plan(network, warnings, state.load(network), state.recorded_at(network))
+    if fmt == "json":
+        click.echo(report.dumps("plan", p.to_dict()))
         return
-    click.echo(f"Network {p['network']} ({p['mode']}), subnets {', '.join(p['subnets'])}, {p['hosts']} hosts")
-    if p["domain"]:
-        d = p["domain"]
-        click.echo(f"  domain: realm {d['realm']}, NetBIOS {d['netbios']}, DCs {', '.join(d['dcs'])}")
-    else:
-        click.echo(f"  workgroup: {p['workgroup']}")
-    click.echo("Hosts by role:")
-    for role, names in p["roles"].items():
-        click.echo(f"  {role:<18} {names}")
-    click.echo(f"Users ({len(p['users'])}):")
-    for u in p["users"]:
-        click.echo(f"  {u['name']:<18} groups: {', '.join(u['groups']) or '-'}")
-    click.echo(f"Groups ({len(p['groups'])}): {', '.join(p['groups']) or '-'}")
-    click.echo(f"Shares ({len(p['shares'])}):")
-    for s in p["shares"]:
-        access = ", ".join(s["users"] + ["@" + g for g in s["groups"]]) or "everyone authenticated"
-        mode = "ro" if s["read_only"] else "rw"
-        click.echo(f"  \\\\{s['host']}\\{s['share']:<14} {s['path']:<20} {mode}  {access}")
-    for pr in p["printers"]:
-        click.echo(f"  printer {pr['printer']} on {pr['host']}")
-    if p["databases"]:
-        click.echo(f"Databases ({len(p['databases'])}; one left out of the spec is kept, as unmanaged):")
-        for db in p["databases"]:
-            rw, ro = ", ".join(db["read_write"]) or "-", ", ".join(db["read_only"]) or "-"
-            click.echo(f"  {db['database']} on {db['host']}: owner {db['owner']}; read-write {rw}; read-only {ro}")
-    if p["mail"]:
-        m = p["mail"]
-        click.echo(f"Mail for {m['domain']} on {', '.join(m['servers'])} (MX {m['mx']}):")
-        click.echo(f"  mailboxes ({len(m['mailboxes'])}): {summarize_names(m['mailboxes'])}")
-        for address, members in m["lists"].items():
-            click.echo(f"  list {address}: {', '.join(members) or 'no member in the spec'}")
-        for server, account in m["lookups"].items():
-            click.echo(f"  {server} looks users up as {account} (its own account, not the Administrator)")
-    if pol := p["policy"]:
-        click.echo(f"Login and sudo (access: {pol['access']} policy, sudo: {pol['sudo']} policy; root's key always):")
-        for item in pol["effective"]:
-            where = item["role"] + (f" ({summarize_names(item['hosts'])})" if item["hosts"] else "")
-            click.echo(f"  {where:<18} login: {', '.join(item['login']) or 'nobody'}")
-            click.echo(f"  {'':<18} sudo:  {', '.join(item['sudo']) or 'nobody'}")
-    r = p["rollout"]
-    click.echo(f"Rollout: batch {r['batch']}, stop past {r['max_fail_percent']}% failed, {len(r['steps'])} step(s):")
-    for i, step in enumerate(r["steps"], 1):
-        click.echo(f"  {i:>3}. {step['role']:<18}  {step['hosts']}")
-    if r["execution_nodes"]:
-        click.echo("Execution nodes (after the controller's hosts, each runs a slice):")
-        for item in r["execution_nodes"]:
-            click.echo(f"  {item['node']:<18} {item['address']:<15}  {item['hosts']} ({item['batch']} at once)")
-    _echo_advice([Problem(a["path"], a["message"], severity=a["severity"]) for a in p["advice"]])
+    click.echo(report.plan_text(p))
+    click.echo(report.changes_text(p.changes, network.name, p.recorded))
 
 
 def _echo_advice(items: list[Problem]) -> None:
-    if not items:
-        click.echo("Advice: none; the topology fits the network's size.")
-        return
-    click.echo("Advice:")
-    for a in items:
-        click.echo(f"  {a.severity}: {a.message}")
+    from provision import report
+
+    click.echo("\n".join(report.advice_lines(items)))
 
 
-@cli.group(name="policy")
+@cli.command(
+    name="show",
+    epilog=example("provision show site.yml fs1", "provision show site.yml ws001 --format json | jq .firewall"),
+)
+@spec_argument
+@click.argument("host")
+@format_option
+def show_cmd(spec_path: Path, host: str, fmt: str) -> None:
+    """Everything SPEC means for HOST: role, address, groups, shares with effective access,
+    printers, who may log in and sudo, services, firewall ports, system requirements and the
+    variables Ansible gets (secrets as references). No host is contacted."""
+    from provision import report, show
+
+    network = _load(spec_path)
+    found = show.view(network, host)
+    if fmt == "json":
+        click.echo(report.dumps("show", found.to_dict()))
+    else:
+        click.echo(show.render(found))
+
+
+@cli.command(
+    name="doctor",
+    epilog=example("provision doctor site.yml", "provision doctor inventories/lab-domain.yml --lab"),
+)
+@spec_argument
+@connection_options
+@click.option("--lab", is_flag=True, help="Also check what 'provision lab up' needs (root, nspawn, mmdebstrap, ...).")
+@click.option("--no-secrets", is_flag=True, help="Skip the secret references (as apply --check --no-secrets does).")
+@format_option
+def doctor_cmd(spec_path: Path, lab: bool, no_secrets: bool, fmt: str) -> None:
+    """Check this machine for SPEC before any host is contacted: every secret reference, the SSH
+    key and known_hosts, ansible-core and ansible-runner against the tested versions, ssh and
+    ansible-playbook; --lab adds what the lab needs. One line per check.
+    Exit 2: a secret reference does not resolve; 8: anything else failed."""
+    from dataclasses import asdict
+
+    from provision import doctor, report
+
+    checks = doctor.run(_load(spec_path), lab=lab, with_secrets=not no_secrets)
+    rows = [(c.host, c.name, c.status.upper() if c.status == "fail" else c.status, c.detail) for c in checks]
+    _out(fmt, report.table(("where", "check", "result", "detail"), rows))
+    passed, warned, failed = doctor.summary(checks)
+    _out(fmt, f"doctor: {passed} ok, {warned} warning(s), {failed} failed")
+    if fmt == "json":
+        click.echo(report.dumps("doctor", {"ok": failed == 0, "checks": [asdict(c) for c in checks]}))
+    problem = doctor.failure(checks)
+    if problem is not None:
+        raise problem
+
+
+@cli.group(name="policy", epilog=example("provision policy test site.yml alice ws001"))
 def policy_group() -> None:
     """Ask the spec's login and sudo policy questions offline (no host is contacted)."""
 
 
-@policy_group.command(name="test")
+@policy_group.command(
+    name="test",
+    epilog=example(
+        "provision policy test site.yml alice ws001", "provision policy test site.yml bob dc1 --format json"
+    ),
+)
 @spec_argument
 @click.argument("user")
 @click.argument("host")
@@ -302,7 +368,7 @@ def policy_test(spec_path: Path, user: str, host: str, fmt: str) -> None:
         click.get_current_context().exit(1)
 
 
-@cli.command(name="advise")
+@cli.command(name="advise", epilog=example("provision advise site.yml", "provision advise site.yml --strict"))
 @spec_argument
 @click.option("--strict", is_flag=True, help="Exit 1 when there is a warning.")
 @format_option
@@ -319,7 +385,7 @@ def advise_cmd(spec_path: Path, strict: bool, fmt: str) -> None:
         raise StrictWarnings("topology warnings under --strict")
 
 
-@cli.command()
+@cli.command(epilog=example("provision schema > provision.schema.json", "provision schema --part host.schema.json"))
 @click.option(
     "--part",
     type=click.Choice(["bundle", *sorted(spec.load_schemas())]),
@@ -338,7 +404,7 @@ def schema(part: str) -> None:
     click.echo(json.dumps(doc, indent=2))
 
 
-@cli.command()
+@cli.command(epilog=example("provision init --mode domain -o site.yml", "provision init --mode workgroup > office.yml"))
 @click.option("--mode", type=click.Choice(["workgroup", "domain"]), required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
@@ -351,12 +417,19 @@ def init(mode: str, output: Path | None, force: bool) -> None:
         click.echo(text, nl=False)
         return
     if output.exists() and not force:
-        raise click.ClickException(f"{output} exists; use --force to overwrite")
-    output.write_text(text)
+        raise ProvisionError(f"{output} exists; use --force to overwrite")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    except OSError as exc:
+        raise ProvisionError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {output}; edit it, then run: provision validate {output}")
 
 
-@cli.command(name="inventory")
+@cli.command(
+    name="inventory",
+    epilog=example("provision inventory site.yml -o inv/", "provision inventory site.yml --limit 'role:file_server'"),
+)
 @spec_argument
 @connection_options
 @click.option(
@@ -366,7 +439,7 @@ def init(mode: str, output: Path | None, force: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Write an inventory directory (hosts.yml, group_vars/, ansible.cfg) here.",
 )
-@click.option("--limit", help="Comma-separated host names to include.")
+@limit_option
 def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> None:
     """Render the Ansible inventory (usable with plain ansible-playbook; every string !unsafe)."""
     from provision import inventory
@@ -376,9 +449,9 @@ def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> N
     if out_dir is None:
         click.echo(inventory.dump_unsafe(inventory.build_inventory(network, hosts)), nl=False)
         return
-    from provision import certificates, runner
+    from provision import certificates, paths
 
-    folder = runner.tls_dir(network)
+    folder = paths.tls_dir(network)
     tls = certificates.material(network, hosts, folder, keys=False)
     for path in inventory.write_inventory(network, out_dir, hosts, tls):
         click.echo(f"wrote {path}")
@@ -392,7 +465,12 @@ def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> N
     )
 
 
-@cli.command(name="vagrant")
+@cli.command(
+    name="vagrant",
+    epilog=example(
+        "provision vagrant site.yml -o vm/ && (cd vm && vagrant up)", "provision apply site.yml --vagrant vm/"
+    ),
+)
 @spec_argument
 @click.option(
     "-o",
@@ -419,18 +497,16 @@ def vagrant_cmd(spec_path: Path, out_dir: Path, box: str | None, force: bool) ->
 
 
 def _targets(network: Network, limit: str | None, retry_failed: bool = False) -> list[Any]:
-    from provision import inventory, runner
+    """The hosts of --limit (patterns: see provision.selection), or of the last run's failures."""
+    from provision import runner, selection
 
-    names: list[str] = [n.strip() for n in (limit or "").split(",") if n.strip()]
+    chosen = selection.select(network, limit)
     if retry_failed:
-        failed = runner.last_failed(network)
+        failed = set(runner.last_failed(network))
         if not failed:
             raise ProvisionError("the last run had no failed or unreachable hosts; nothing to retry")
-        names = [n for n in failed if not names or n in names]
-    try:
-        return inventory.select_hosts(network, names)
-    except KeyError as exc:
-        raise click.UsageError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
+        chosen = [h for h in chosen if h.name in failed]
+    return chosen
 
 
 def _preflight(network: Network, hosts: list[Any], accept_new: bool, fmt: str = "text") -> Any:
@@ -448,20 +524,39 @@ def _preflight(network: Network, hosts: list[Any], accept_new: bool, fmt: str = 
         problems = "; ".join(f"{c.name}: {c.detail}" for c in r.checks if c.status != "pass")
         cells = [
             by[n].status if n in by else "-"
-            for n in ("reachable", "host key", "auth", "sudo", "python3", "os", "clock")
+            for n in ("reachable", "host key", "auth", "sudo", "python3", "os", "clock", "memory", "cpus", "disk")
         ]
         rows.append((r.host, r.address, *cells, problems))
-    headers = ("host", "address", "reach", "hostkey", "auth", "sudo", "python", "os", "clock", "problems")
+    headers = (
+        "host",
+        "address",
+        "reach",
+        "hostkey",
+        "auth",
+        "sudo",
+        "python",
+        "os",
+        "clock",
+        "mem",
+        "cpus",
+        "disk",
+        "problems",
+    )
     _out(fmt, report.table(headers, rows))
     ready = len(result.reports) - len(result.failed_hosts())
     _out(fmt, f"preflight: {ready}/{len(result.reports)} hosts ready in {result.seconds:.1f} s")
     return result
 
 
-@cli.command(name="preflight")
+@cli.command(
+    name="preflight",
+    epilog=example(
+        "provision preflight site.yml", "provision preflight site.yml --limit 'ws[001:050]' --accept-new-host-keys"
+    ),
+)
 @spec_argument
 @connection_options
-@click.option("--limit", help="Comma-separated host names to check.")
+@limit_option
 @click.option(
     "--accept-new-host-keys",
     is_flag=True,
@@ -476,7 +571,8 @@ def preflight_cmd(
     junit: Path | None,
     fmt: str,
 ) -> None:
-    """SSH checks of every host: reachable, host key, auth, sudo, python3, OS, clock, port 53.
+    """SSH checks of every host: reachable, host key, auth, sudo, python3, the spec's OS, clock,
+    memory, CPUs and free disk for its role (see plan), port 53 on DCs.
 
     The spec's execution nodes are checked too: the same, plus a RAM filesystem to work in
     and ansible-runner and ansible-core in the controller's versions.
@@ -501,6 +597,88 @@ def preflight_cmd(
     if not ok:
         failed = result.failed_hosts() + [r.host for r in node_reports if not r.ok]
         raise PreflightError(f"preflight failed on: {', '.join(failed)}")
+
+
+def lock_options(f: F) -> F:
+    """--wait-lock and --force-unlock: one run at a time per network (provision.lock)."""
+    f = click.option(
+        "--no-anchor-lock",
+        is_flag=True,
+        help="Take only this controller's lock, not the one on the first DC or peer (when that host "
+        "cannot be reached, e.g. while it is rebuilt; another controller could then interleave).",
+    )(f)
+    f = click.option(
+        "--force-unlock",
+        is_flag=True,
+        help="Break the network's run lock left by a run that died (refused while that run is alive).",
+    )(f)
+    return click.option(
+        "--wait-lock",
+        type=click.FloatRange(min=0),
+        default=0,
+        show_default=True,
+        metavar="SECONDS",
+        help="Wait this long for another run of the network to end (0: fail at once, naming it).",
+    )(f)
+
+
+def _command_line() -> str:
+    """What this run is, for the lock's holder record: the command and its non-default options."""
+    ctx = click.get_current_context()
+    parts = [ctx.info_name or ""]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value in (None, False, (), "", 0, param.default) or param.name in ("fmt",):
+            continue
+        if not isinstance(param, click.Option):
+            parts.append(str(value))
+        elif value is True:
+            parts.append(param.opts[0])
+        else:
+            values = value if isinstance(value, tuple) else (value,)
+            parts += [f"{param.opts[0]} {item}" for item in values]
+    return " ".join(parts)[:200]
+
+
+@contextmanager
+def _locked(network: Network, wait: float, force: bool, anchor: bool = True) -> Iterator[None]:
+    """The network's run lock around a run; its notes and problems as warnings."""
+    from provision import lock
+
+    problems: list[str] = []
+    if not anchor:
+        click.echo("warning: --no-anchor-lock: only this controller's run lock is taken", err=True)
+    try:
+        with lock.network_lock(network, _command_line(), wait=wait, force_unlock=force, remote=anchor) as info:
+            for note in info.notes():
+                click.echo(f"warning: {note}", err=True)
+            problems = info.problems
+            yield
+    finally:
+        for p in problems:
+            click.echo(f"warning: {p}", err=True)
+
+
+def _confirm_removals(network: Network, yes: bool, fmt: str) -> None:
+    """When the apply would remove anything since the last apply: show the plan, then go on only
+    with --yes or a "yes" typed at a terminal. Nothing has been contacted yet."""
+    from provision import changes, report, state
+
+    before = state.load(network)
+    if before is None:
+        return
+    found = changes.diff(before, network)
+    removals = found.removals()
+    if not removals:
+        return
+    _out(fmt, report.changes_text(found, network.name, state.recorded_at(network)))
+    if yes:
+        return
+    what = f"this apply removes {len(removals)} object(s) the last apply made (listed above)"
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise NotConfirmed(f"{what}; no terminal to ask: rerun with --yes to apply them (nothing was changed)")
+    if not click.confirm(f"{what}. Apply?", default=False, err=True):
+        raise NotConfirmed("not confirmed; nothing was changed")
 
 
 def _extra_vars(items: tuple[str, ...]) -> dict[str, Any]:
@@ -543,12 +721,19 @@ class _LiveProgress:
             click.echo("", err=True)
 
 
-@cli.command()
+@cli.command(
+    epilog=example(
+        "provision apply site.yml",
+        "provision apply site.yml --check --diff --limit fs1",
+        "provision apply site.yml --yes --format json > run.json   # in a pipeline",
+        "provision apply site.yml --retry-failed",
+    )
+)
 @spec_argument
 @connection_options
 @click.option("--check", is_flag=True, help="Dry run: report what would change, change nothing.")
 @click.option("--diff", is_flag=True, help="Show file differences of changed tasks.")
-@click.option("--limit", help="Comma-separated host names; the inventory is built for these only.")
+@limit_option
 @click.option("--retry-failed", is_flag=True, help="Only the hosts that failed or were unreachable last run.")
 @click.option("--tags", help="Comma-separated Ansible tags to run.")
 @click.option("--playbook", default="site.yml", show_default=True, help="Playbook of playbooks/ to run.")
@@ -580,6 +765,8 @@ class _LiveProgress:
     help="With --check: resolve and send no secret (for untrusted specs, e.g. pull requests); "
     "steps that need one are reported as unknown.",
 )
+@click.option("--yes", "-y", is_flag=True, help="Apply removals without asking (needed without a terminal).")
+@lock_options
 @report_options
 @click.option(
     "--keep-artifacts",
@@ -605,6 +792,10 @@ def apply(
     no_secrets: bool,
     no_nodes: bool,
     fmt: str,
+    yes: bool,
+    wait_lock: float,
+    force_unlock: bool,
+    no_anchor_lock: bool,
 ) -> None:
     """Configure the hosts: preflight, then the playbooks through ansible-runner.
 
@@ -612,7 +803,7 @@ def apply(
     and servers, then the nodes' ansible-runner workers run the workstations and peers,
     a slice each; one summary and report covers them all.
     """
-    from provision import report, runner
+    from provision import report, runner, secrets, state
     from provision.errors import PreflightError
     from provision.model import Mode
 
@@ -624,14 +815,14 @@ def apply(
             raise click.UsageError("--unjoin applies to domain networks only")
         limit, playbook = unjoin, "unjoin.yml"
     hosts = _targets(network, limit, retry_failed)
+    if not no_secrets:  # every reference that does not resolve, at once, before any host is contacted
+        secrets.require_references(network, users=runner.needs_user_passwords(playbook, hosts))
+    if not check and playbook == "site.yml":
+        _confirm_removals(network, yes, fmt)
     if not skip_preflight:
         pre = _preflight(network, hosts, accept_new_host_keys, fmt)
         if not pre.ok:
             raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")
-    reports = []
-    if network.rollout.execution_nodes and playbook == "site.yml" and not no_nodes:
-        reports = _node_preflight(network, accept_new_host_keys, fmt=fmt)
-    live = _LiveProgress()
     options = runner.RunOptions(
         playbook=playbook,
         check=check,
@@ -643,15 +834,24 @@ def apply(
         full=full,
         no_secrets=no_secrets,
     )
-    try:
-        if reports:
-            from provision import nodes
+    with _locked(network, wait_lock, force_unlock, anchor=not no_anchor_lock):
+        reports = []
+        if network.rollout.execution_nodes and playbook == "site.yml" and not no_nodes:
+            reports = _node_preflight(network, accept_new_host_keys, fmt=fmt)
+        live = _LiveProgress()
+        try:
+            if reports:
+                from provision import nodes
 
-            result = nodes.apply(network, options, reports, progress=live)
-        else:
-            result = runner.run(network, options, progress=live)
-    finally:
-        live.close()
+                result = nodes.apply(network, options, reports, progress=live)
+            else:
+                result = runner.run(network, options, progress=live)
+        finally:
+            live.close()
+        # The record plan compares with: only a whole, successful, real apply of the spec.
+        whole = not (check or limit or retry_failed or tags or playbook != "site.yml")
+        if whole and result.ok:
+            state.record(network)
     _out(fmt, report.run_summary(result))
     if diff:
         for o in result.changes():
@@ -696,12 +896,12 @@ def _node_preflight(network: Network, accept_new: bool, versions: bool = True, f
     return [r for r in reports if r.ok]
 
 
-@cli.group(name="nodes")
+@cli.group(name="nodes", epilog=example("provision nodes setup site.yml", "provision nodes check site.yml"))
 def nodes_group() -> None:
     """Execution nodes (rollout.execution_nodes): ansible-runner workers that run slices of the fleet."""
 
 
-@nodes_group.command(name="check")
+@nodes_group.command(name="check", epilog=example("provision nodes check site.yml"))
 @spec_argument
 @connection_options
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys.")
@@ -713,7 +913,7 @@ def nodes_check(spec_path: Path, accept_new_host_keys: bool) -> None:
     _node_preflight(network, accept_new_host_keys)
 
 
-@nodes_group.command(name="setup")
+@nodes_group.command(name="setup", epilog=example("provision nodes setup site.yml --accept-new-host-keys"))
 @spec_argument
 @connection_options
 @click.option("--accept-new-host-keys", is_flag=True, help="Record unknown host keys.")
@@ -739,14 +939,15 @@ def nodes_setup(spec_path: Path, accept_new_host_keys: bool) -> None:
         click.echo(f"{res.node}: {versions} ({res.copied // 1024} KiB sent, {res.seconds:.1f} s)")
 
 
-def _verify(network: Network, hosts: list[Any], fmt: str = "text") -> Any:
-    from provision import report, verify
+def _verify_progress(line: str) -> None:
+    if line.rstrip().endswith("%]"):
+        click.echo(f"  {line}", err=True)
 
-    def progress(line: str) -> None:
-        if line.rstrip().endswith("%]"):
-            click.echo(f"  {line}", err=True)
 
-    result = verify.run(network, hosts, progress=progress)
+def _echo_verify(result: Any, fmt: str) -> None:
+    """The verify table and its one-line tally."""
+    from provision import report
+
     rows = [
         (c.host, c.name, c.status.upper() if c.status == "fail" else c.status, c.detail[:100]) for c in result.checks
     ]
@@ -757,13 +958,17 @@ def _verify(network: Network, hosts: list[Any], fmt: str = "text") -> Any:
         f"verify: {len(result.checks) - len(failed)}/{len(result.checks)} checks passed on "
         f"{len({c.host for c in result.checks})} host(s) in {result.seconds:.1f} s",
     )
-    return result
 
 
-@cli.command(name="verify")
+@cli.command(
+    name="verify",
+    epilog=example(
+        "provision verify site.yml", "provision verify site.yml --limit 'role:workstation' --junit verify.xml"
+    ),
+)
 @spec_argument
 @connection_options
-@click.option("--limit", help="Comma-separated host names to verify.")
+@limit_option
 @report_options
 def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None, fmt: str) -> None:
     """Check that the hosts are what the spec says (testinfra over SSH). Exit 6 on any failure."""
@@ -771,7 +976,10 @@ def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, jun
     from provision.errors import VerifyError
 
     network = _load(spec_path)
-    result = _verify(network, _targets(network, limit), fmt)
+    from provision import verify
+
+    result = verify.run(network, _targets(network, limit), progress=_verify_progress)
+    _echo_verify(result, fmt)
     if fmt == "json":
         click.echo(report.dumps("verify", result.to_dict()))
     if report_json:
@@ -783,53 +991,78 @@ def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, jun
         raise VerifyError(f"{len(result.failed())} check(s) failed on: {', '.join(hosts)}")
 
 
-@cli.command()
+@cli.command(epilog=example("provision drift site.yml", "provision drift site.yml --format json > drift.json"))
 @spec_argument
 @connection_options
-@click.option("--limit", help="Comma-separated host names.")
+@limit_option
+@lock_options
 @report_options
-def drift(spec_path: Path, limit: str | None, report_json: Path | None, junit: Path | None, fmt: str) -> None:
+def drift(
+    spec_path: Path,
+    limit: str | None,
+    report_json: Path | None,
+    junit: Path | None,
+    fmt: str,
+    wait_lock: float,
+    force_unlock: bool,
+    no_anchor_lock: bool,
+) -> None:
     """What an apply would change (check + diff mode) plus verify; exit 0 when nothing drifted, 6 otherwise."""
-    from provision import report, runner
+    from provision import drift as drift_mod
+    from provision import report
     from provision.errors import VerifyError
 
     network = _load(spec_path)
     hosts = _targets(network, limit)
-    # Every role is checked in full: drift is the audit that does not trust the fast path.
-    options = runner.RunOptions(check=True, diff=True, full=True, limit=[h.name for h in hosts] if limit else ())
-    run_result = runner.run(network, options)
-    by_host: dict[str, list[Any]] = {}
-    for o in run_result.changes():
-        by_host.setdefault(o.host, []).append(o)
+    with _locked(network, wait_lock, force_unlock, anchor=not no_anchor_lock):
+        found = drift_mod.run(network, hosts, limited=bool(limit), progress=_verify_progress)
+    by_host = found.by_host()
     _out(fmt, "Would change:" if by_host else "Would change: nothing")
-    for host, changes in sorted(by_host.items()):
+    for host, changes in by_host.items():
         _out(fmt, f"  {host}:")
         for o in changes:
             _out(fmt, f"    - {o.task}")
             for line in o.diff.splitlines()[:20]:
                 _out(fmt, f"        {line}")
-    verified = _verify(network, hosts, fmt)
-    checks = [Check(o.host, f"drift: {o.task}", "fail", o.diff or "would change") for o in run_result.changes()]
-    checks += [Check(f.host, f"apply: {f.task}", "fail", f.message) for f in run_result.failures()]
-    checks += verified.checks
-    body = {"drifted": bool(by_host), "run": run_result.to_dict(), "verify": verified.to_dict()}
+    _echo_verify(found.verify, fmt)
     if fmt == "json":
-        click.echo(report.dumps("drift", body))
+        click.echo(report.dumps("drift", found.to_dict()))
     if report_json:
-        report.write_json(report_json, "drift", body)
+        report.write_json(report_json, "drift", found.to_dict())
     if junit:
-        report.write_junit(junit, report.checks_junit(checks, "provision drift"))
-    bad = sorted(set(by_host) | {c.host for c in verified.failed()} | set(run_result.failed_hosts()))
-    if bad:
-        raise VerifyError(f"drift on: {', '.join(bad)}")
+        report.write_junit(junit, report.checks_junit(found.checks(), "provision drift"))
+    if found.bad_hosts():
+        raise VerifyError(f"drift on: {', '.join(found.bad_hosts())}")
     _out(fmt, "no drift: every host matches the spec")
 
 
 cli.add_command(lab)
 
 
+@cli.command(
+    epilog=example(
+        "provision completion bash > /etc/bash_completion.d/provision",
+        'eval "$(provision completion zsh)"   # in ~/.zshrc',
+        "provision completion fish > ~/.config/fish/completions/provision.fish",
+    )
+)
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (commands, options, and the spec's host
+    names and roles after --limit)."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # click ships all three
+    click.echo(cls(cli, {}, "provision", "_PROVISION_COMPLETE").source())
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point. SIGTERM outside a playbook run stops like Ctrl-C (exit 5), so the
+    run lock and the secrets' RAM folder are released on the way out."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     cli(prog_name="provision")
 
 

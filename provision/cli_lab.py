@@ -71,7 +71,11 @@ def _summary(status: LabStatus) -> str:
     return "\n".join([runner, repo, bridge])
 
 
-@click.group(cls=_LabGroup)
+@click.group(
+    cls=_LabGroup,
+    epilog="\b\nExamples:\n  provision lab up inventories/lab-domain.yml\n"
+    "  provision lab status\n  provision lab down --destroy",
+)
 def lab() -> None:
     """A local lab of Debian 12 containers (systemd-nspawn) to run specs against.
 
@@ -82,7 +86,10 @@ def lab() -> None:
     """
 
 
-@lab.command()
+@lab.command(
+    epilog="\b\nExamples:\n  provision lab up inventories/lab-workgroup.yml\n"
+    "  provision lab up inventories/lab-nodes.yml --add"
+)
 @click.argument("spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for every host's sshd.")
 @click.option("--add", is_flag=True, help="Keep the lab's other running hosts (e.g. of another spec) beside these.")
@@ -103,7 +110,7 @@ def up(spec_path: Path, timeout: float, add: bool) -> None:
         click.echo(_summary(status).splitlines()[0])
 
 
-@lab.command()
+@lab.command(epilog="\b\nExamples:\n  provision lab status")
 def status() -> None:
     """Show the lab's hosts, runner, repository and bridge."""
     from provision import lab as lablib
@@ -116,7 +123,7 @@ def status() -> None:
     click.echo(_summary(current))
 
 
-@lab.command()
+@lab.command(epilog="\b\nExamples:\n  provision lab down\n  provision lab down --destroy")
 @click.option("--destroy", is_flag=True, help="Also remove host directories, the bridge and the repository server.")
 def down(destroy: bool) -> None:
     """Power every host off (cached images stay)."""
@@ -128,7 +135,10 @@ def down(destroy: bool) -> None:
     click.echo("lab destroyed" if destroy else "lab stopped")
 
 
-@lab.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@lab.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    epilog="\b\nExamples:\n  provision lab ssh dc1\n  provision lab ssh ws1 wbinfo -u",
+)
 @click.argument("host")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def ssh(host: str, command: tuple[str, ...]) -> None:

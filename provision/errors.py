@@ -47,6 +47,12 @@ class SpecError(ProvisionError):
         super().__init__(f"{source}: {len(problems)} problem(s)")
 
 
+class UnreadableSpec(ProvisionError):
+    """The spec file is missing or unreadable (an environment error: exit 8)."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
 class StrictWarnings(ProvisionError):
     """Warnings were found and --strict asked for them to fail the run."""
 
@@ -73,6 +79,12 @@ class ApplyError(ProvisionError):
 
 class Interrupted(ProvisionError):
     """The user interrupted a run (Ctrl-C)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class NotConfirmed(ProvisionError):
+    """The apply would remove objects and was not confirmed (no --yes, or "no" at the prompt)."""
 
     exit_code = EXIT_INTERRUPTED
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -219,18 +219,6 @@ def global_vars(network: Network) -> dict[str, Any]:
         }
     out |= connection_vars(network)
     return out
-
-
-def select_hosts(network: Network, limit: Collection[str] | None) -> list[Host]:
-    """The hosts an inventory is built for: all, or only the named ones (unknown names are an error)."""
-    if not limit:
-        return list(network.hosts)
-    wanted = set(limit)
-    chosen = [h for h in network.hosts if h.name in wanted]
-    missing = wanted - {h.name for h in chosen}
-    if missing:
-        raise KeyError(", ".join(sorted(missing)))
-    return chosen
 
 
 def build_inventory(

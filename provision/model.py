@@ -152,6 +152,19 @@ class HostConnection:
 
 
 @dataclass(frozen=True, slots=True)
+class RequirementsOverride:
+    """hosts[].requirements: the spec's own minimums for one host (None: the role's figure).
+
+    provision.requirements merges them with the role's defaults; a lab VM may run a DC
+    with less than production wants, a big file server may need more.
+    """
+
+    memory_mb: int | None = None
+    cpus: int | None = None
+    disk_gb: int | None = None  # every path the host fills
+
+
+@dataclass(frozen=True, slots=True)
 class Host:
     name: str
     address: str  # dotted-quad IPv4, validated
@@ -166,6 +179,7 @@ class Host:
     databases: tuple[Database, ...] = ()  # database servers only
     tls: TlsFiles | None = None  # the spec's certificate; None: the network CA issues one
     connection: HostConnection | None = None  # set by --vagrant; None: address and the spec's ssh
+    requirements: RequirementsOverride | None = None  # the spec's own minimums; None: the role's
 
 
 @dataclass(frozen=True, slots=True)

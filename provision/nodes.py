@@ -56,7 +56,7 @@ import ansible_runner
 import paramiko
 
 from provision import preflight as preflight_mod
-from provision import results, runner, secrets, wheelhouse
+from provision import results, runner, secrets, selection, wheelhouse
 from provision.errors import PreflightError, ProvisionError
 from provision.inventory import ansible_settings, rollout_playbook, ssh_common_args, write_unsafe
 from provision.model import ExecutionNode, Host, Mode, Network, Role
@@ -299,7 +299,7 @@ def apply(
     ``transport`` makes the command that carries a slice's stream to its worker and back
     (default: ``ssh_argv``, SSH to the node).
     """
-    targets = runner.select_targets(network, options.limit)
+    targets = selection.select(network, options.limit)
     usable = [r for r in reports if r.ok]
     local, slices = split(network, targets, len(usable))
     combined = _Combined(progress)

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from provision import policy
+from provision import policy, requirements
 from provision.advise import advise
+from provision.changes import Changes, diff
 from provision.errors import Problem
 from provision.model import Host, Mode, Network, Role
 
@@ -30,6 +31,9 @@ class Plan:
     network: Network
     batches: tuple[Batch, ...]
     advice: tuple[Problem, ...] = field(default=())
+    warnings: tuple[Problem, ...] = field(default=())  # the spec's validation warnings
+    changes: Changes = field(default_factory=Changes)  # against the last applied model
+    recorded: str | None = None  # when that model was applied; None: no apply recorded
 
     def to_dict(self) -> dict[str, Any]:
         n = self.network
@@ -38,7 +42,7 @@ class Plan:
             "mode": n.mode.value,
             "subnets": list(n.subnets),
             "hosts": len(n.hosts),
-            "roles": {role.value: summarize_names(hosts) for role, hosts in n.hosts_by_role().items()},
+            "roles": {role.value: [h.name for h in hosts] for role, hosts in n.hosts_by_role().items()},
             "domain": (
                 {
                     "realm": n.domain.realm,
@@ -51,7 +55,7 @@ class Plan:
             ),
             "workgroup": n.workgroup if n.mode is Mode.WORKGROUP else None,
             "users": [{"name": u.name, "groups": list(u.groups)} for u in n.users],
-            "groups": [g.name for g in n.groups],
+            "groups": [{"name": g.name, "description": g.description, "mail": g.mail} for g in n.groups],
             "shares": [
                 {
                     "host": h.name,
@@ -65,7 +69,7 @@ class Plan:
                 for s in h.shares
             ],
             "printers": [{"host": h.name, "printer": p.name} for h in n.hosts for p in h.printers],
-            "mail": _mail(n),
+            "mail": mail_summary(n),
             # Peers and winbind members enforce it with their own files, sssd members from the directory.
             "policy": {
                 "access": "spec" if n.policies.access is not None else "default",
@@ -87,16 +91,22 @@ class Plan:
                 "batch": n.rollout.batch,
                 "max_fail_percent": n.rollout.max_fail_percent,
                 "steps": [
-                    {"role": b.role, "roles": [r.value for r in b.roles], "hosts": summarize_names(list(b.hosts))}
-                    for b in self.batches
+                    {"role": b.role, "roles": [r.value for r in b.roles], "hosts": list(b.hosts)} for b in self.batches
                 ],
-                "execution_nodes": _node_slices(n),
+                "execution_nodes": node_slices(n),
             },
             "advice": [{"severity": a.severity, "path": a.path, "message": a.message} for a in self.advice],
+            "requirements": requirements.network_dict(n),
+            "last_applied": self.recorded,
+            "summary": dict(zip(("add", "change", "remove"), self.changes.counts(), strict=True)),
+            "changes": self.changes.to_records(),
+            "warnings": [
+                {"severity": w.severity, "path": w.path, "line": w.line, "message": w.message} for w in self.warnings
+            ],
         }
 
 
-def _node_slices(n: Network) -> list[dict[str, Any]]:
+def node_slices(n: Network) -> list[dict[str, Any]]:
     """Which hosts each execution node runs, and how many at once."""
     slices = split(n, n.hosts, len(n.rollout.execution_nodes))[1]
     sliced = sum(len(s) for s in slices)
@@ -104,14 +114,14 @@ def _node_slices(n: Network) -> list[dict[str, Any]]:
         {
             "node": node.name,
             "address": node.address,
-            "hosts": summarize_names([h.name for h in hosts]),
+            "hosts": [h.name for h in hosts],
             "batch": slice_batch(n.rollout.batch, len(hosts), sliced),
         }
         for node, hosts in zip(n.rollout.execution_nodes, slices, strict=False)
     ]
 
 
-def _mail(n: Network) -> dict[str, Any] | None:
+def mail_summary(n: Network) -> dict[str, Any] | None:
     """Who gets mail where: the mail domain, its servers, mailboxes and lists, and who keeps the MX."""
     servers = [h for h in n.hosts if h.role is Role.MAIL_SERVER]
     if n.domain is None or not servers:
@@ -191,13 +201,41 @@ def rollout_batches(network: Network) -> list[Batch]:
     return out
 
 
-def make_plan(network: Network) -> Plan:
-    return Plan(network, tuple(rollout_batches(network)), tuple(advise(network)))
+def make_plan(
+    network: Network,
+    warnings: Sequence[Problem] = (),
+    before: Network | None = None,
+    recorded: str | None = None,
+) -> Plan:
+    """The plan of ``network``; its changes are against ``before``, the model last applied
+    (None: nothing recorded, so everything is an addition)."""
+    return Plan(
+        network,
+        tuple(rollout_batches(network)),
+        tuple(advise(network)),
+        tuple(warnings),
+        diff(before, network),
+        recorded,
+    )
 
 
-def summarize_names(hosts: list[Host] | list[str], limit: int = 6) -> str:
-    """'dc1, dc2' or 'ws001 … ws250 (250 hosts)' so plans stay short for big fleets."""
+def _family(name: str) -> str:
+    """The part of a name before its number: hosts of one range share it."""
+    return name.rstrip("0123456789")
+
+
+def summarize_names(hosts: Sequence[Host] | Sequence[str], limit: int = 6) -> str:
+    """'dc1, dc2', or runs of one family folded: 'lab0001 … lab0600 (600 hosts), staff001 … staff400
+    (400 hosts)', so plans stay short for big fleets without folding different ranges into one."""
     names = [h if isinstance(h, str) else h.name for h in hosts]
     if len(names) <= limit:
         return ", ".join(names)
-    return f"{names[0]} … {names[-1]} ({len(names)} hosts)"
+    runs: list[list[str]] = []
+    for name in names:
+        if runs and _family(runs[-1][-1]) == _family(name) and _family(name) != name:
+            runs[-1].append(name)
+        else:
+            runs.append([name])
+    parts = [", ".join(run) if len(run) <= 2 else f"{run[0]} … {run[-1]} ({len(run)} hosts)" for run in runs[:limit]]
+    more = sum(len(run) for run in runs[limit:])
+    return ", ".join(parts) + (f" and {more} more" if more else "")

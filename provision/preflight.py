@@ -3,11 +3,14 @@
 One connection per host, one remote script per connection, bounded
 concurrency so 500 hosts take about as long as a few dozen. Unknown host keys
 are an error unless the caller accepts new ones explicitly; a changed key is
-always an error.
+always an error. The same script measures the machine (memory, CPUs, free disk
+on the paths its role fills) against provision.requirements, and the OS it runs
+against the spec's hosts[].os.
 """
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,13 +20,21 @@ from pathlib import Path
 
 import paramiko
 
+from provision import requirements
 from provision.inventory import known_hosts_file
 from provision.model import Host, HostConnection, Network, Role
+from provision.requirements import MEMORY_TOLERANCE, HostRequirements, Need
 from provision.results import Check
 
 CLOCK_WARN = 60.0  # seconds; Kerberos tolerates 300
 CLOCK_FAIL = 300.0
-SUPPORTED = {("debian", "12"), ("ubuntu", "22.04"), ("ubuntu", "24.04")}
+# hosts[].os (the schema's enum) -> /etc/os-release's ID and VERSION_ID.
+OS_RELEASES: dict[str, tuple[str, str]] = {
+    "debian12": ("debian", "12"),
+    "ubuntu22.04": ("ubuntu", "22.04"),
+    "ubuntu24.04": ("ubuntu", "24.04"),
+}
+SUPPORTED = set(OS_RELEASES.values())
 MAX_WORKERS = 64
 # How Samba's own DNS server shows in `ss -p` on a provisioned DC (a re-run is fine).
 _SAMBA_DNS = ('"samba"', '"dns[', '"dns"')
@@ -34,13 +45,44 @@ echo "@@python"; command -v python3 || true
 echo "@@os"; . /etc/os-release 2>/dev/null && echo "$ID $VERSION_ID"
 echo "@@clock"; date +%s.%N
 """
-# One round trip: every fact a host's checks need, in sections (the system's last).
-_SCRIPT = (
-    r"""
+# The facts of a host's own checks; host_script adds its disk paths and SYSTEM_SCRIPT.
+# Memory: MemTotal and the cgroup's limit (v2 memory.max, "max" is none; v1's "none" is a
+# huge number): a container sees the host's MemTotal but gets only its limit. CPUs: nproc
+# (the CPUs this process may run on) and the cgroup's quota ("max"/-1: none).
+_SCRIPT = r"""
 echo "@@sudo"; if [ "$(id -u)" = 0 ]; then echo root; elif sudo -n true 2>/dev/null; then echo ok; else echo no; fi
-echo "@@port53"; ss -Hlnutp 'sport = :53' 2>/dev/null"""
-    + SYSTEM_SCRIPT
-)
+echo "@@port53"; ss -Hlnutp 'sport = :53' 2>/dev/null
+echo "@@memory"; sed -n 's/^MemTotal:[[:space:]]*\([0-9][0-9]*\) kB$/meminfo \1/p' /proc/meminfo 2>/dev/null
+printf 'cgroup2 %s\n' "$(cat /sys/fs/cgroup/memory.max 2>/dev/null)"
+printf 'cgroup1 %s\n' "$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null)"
+echo "@@cpus"; printf 'nproc %s\n' "$(nproc 2>/dev/null)"
+printf 'cgroup2 %s\n' "$(cat /sys/fs/cgroup/cpu.max 2>/dev/null)"
+printf 'cgroup1 %s %s\n' "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null)" \
+  "$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null)"
+echo "@@disk"
+"""
+
+
+def disk_script(paths: Sequence[str]) -> str:
+    """One line per path: 'INDEX AVAIL_KB MOUNT_POINT' of the filesystem it is (or will be) on.
+
+    A path that does not exist yet (a share before the first apply) is measured at its
+    nearest existing parent. The paths come from the validated spec; they are quoted anyway.
+    """
+    out = []
+    for i, path in enumerate(paths):
+        if not path.startswith("/"):
+            raise ValueError(f"not an absolute path: {path!r}")
+        out.append(
+            f'p={shlex.quote(path)}; while [ ! -e "$p" ] && [ "$p" != / ]; do p=$(dirname -- "$p"); done; '
+            f'printf \'{i} %s\\n\' "$(df -k --output=avail,target -- "$p" 2>/dev/null | tail -n 1)"'
+        )
+    return "\n".join(out)
+
+
+def host_script(req: HostRequirements) -> str:
+    """The whole script of one host: its checks' facts, its disk paths, the system's (clock last)."""
+    return _SCRIPT + disk_script(requirements.measured_paths(req)) + SYSTEM_SCRIPT
 
 
 @dataclass
@@ -225,10 +267,13 @@ def open_client(
 def check_host(network: Network, host: Host, known: KnownHosts, timeout: float = 10.0) -> HostReport:
     """Connect to one host and run every check over one session."""
     report = HostReport(host.name, host.address)
-    answer = session(network, report, known, [_SCRIPT], timeout, host.connection)
+    req = requirements.for_host(network, host)
+    answer = session(network, report, known, [host_script(req)], timeout, host.connection)
     if answer is not None:
         outputs, now = answer
-        _judge(report, host, network, sections(outputs[0]), now)
+        facts = sections(outputs[0])
+        _judge(report, host, network, facts, now)
+        judge_resources(report, req, facts)
     return report
 
 
@@ -252,21 +297,21 @@ def _judge(report: HostReport, host: Host, network: Network, facts: dict[str, li
         report.add("sudo", "pass", "passwordless sudo without a tty")
     else:
         report.add("sudo", "fail", "sudo needs a password or a tty; allow NOPASSWD for the provisioning user")
-    judge_system(report, facts, now)
+    judge_system(report, facts, now, expected_os=host.os)
     if host.role is Role.DOMAIN_CONTROLLER:
         _judge_port53(report, facts)
 
 
-def judge_system(report: HostReport, facts: dict[str, list[str]], now: float) -> None:
-    """What every machine provision drives needs: python3, a supported OS, a clock in step."""
+def judge_system(report: HostReport, facts: dict[str, list[str]], now: float, expected_os: str | None = None) -> None:
+    """What every machine provision drives needs: python3, a supported OS, a clock in step.
+
+    ``expected_os`` is a host's hosts[].os: the host must run exactly that release (the
+    playbooks' package names and versions follow it). Execution nodes pass None: any
+    supported release does.
+    """
     python = [p for p in facts.get("python", []) if p]
     report.add("python3", "pass" if python else "fail", python[0] if python else "python3 is not installed")
-    os_line = (facts.get("os") or [""])[0].split()
-    os_id = tuple(os_line[:2]) if len(os_line) >= 2 else ("unknown", "")
-    if os_id in SUPPORTED:
-        report.add("os", "pass", " ".join(os_id))
-    else:
-        report.add("os", "fail", f"{' '.join(os_id)} is not supported (Debian 12, Ubuntu 22.04/24.04)")
+    _judge_os(report, facts, expected_os)
     try:
         offset = float((facts.get("clock") or ["nan"])[0]) - now
     except ValueError:
@@ -279,6 +324,172 @@ def judge_system(report: HostReport, facts: dict[str, list[str]], now: float) ->
         report.add("clock", "warn", f"clock off by {offset:+.0f} s")
     else:
         report.add("clock", "pass", f"{offset:+.1f} s")
+
+
+def _judge_os(report: HostReport, facts: dict[str, list[str]], expected: str | None) -> None:
+    os_line = (facts.get("os") or [""])[0].split()
+    os_id = (os_line[0], os_line[1]) if len(os_line) >= 2 else ("unknown", "")
+    running = " ".join(os_line) or "unknown"
+    supported = "provision supports Debian 12, Ubuntu 22.04/24.04"
+    if expected is None:
+        if os_id in SUPPORTED:
+            report.add("os", "pass", running)
+        else:
+            report.add("os", "fail", f"{running} is not supported ({supported})")
+    elif OS_RELEASES.get(expected) == os_id:
+        report.add("os", "pass", f"{running} (spec: {expected})")
+    elif os_id in SUPPORTED:
+        spec_value = next(k for k, v in OS_RELEASES.items() if v == os_id)
+        report.add("os", "fail", f"spec says {expected}, host runs {running}; set os: {spec_value} or reinstall it")
+    else:
+        report.add("os", "fail", f"spec says {expected}, host runs {running} ({supported})")
+
+
+def _mb(kib: float) -> str:
+    return f"{kib / 1024:.0f} MB"
+
+
+def _gb(kib: float) -> str:
+    return f"{kib / 1024 / 1024:.1f} GB"
+
+
+def _status(have: float, need: Need, tolerance: float = 1.0) -> str:
+    if have < need.minimum * tolerance:
+        return "fail"
+    return "warn" if have < need.recommended * tolerance else "pass"
+
+
+def memory_kib(lines: Sequence[str]) -> tuple[int, str] | None:
+    """Usable memory in KiB from the @@memory section, and where it comes from; None: unreadable.
+
+    The smaller of MemTotal and the cgroup's limit (v2 'max' and v1's near-2**63 mean none).
+    """
+    total: int | None = None
+    limit: int | None = None
+    for line in lines:
+        key, _, value = line.partition(" ")
+        value = value.strip()
+        if not value.isdigit():
+            continue
+        if key == "meminfo":
+            total = int(value)
+        elif key in ("cgroup2", "cgroup1"):
+            kib = int(value) // 1024
+            limit = kib if limit is None else min(limit, kib)
+    if total is None:
+        return None
+    if limit is not None and limit < total:
+        return limit, "cgroup limit"
+    return total, "MemTotal"
+
+
+def cpu_count(lines: Sequence[str]) -> tuple[float, str] | None:
+    """CPUs the host's processes may use, from the @@cpus section; None: unreadable.
+
+    nproc (online CPUs in the affinity mask), capped by a cgroup CPU quota (quota/period,
+    which may be fractional: 150000/100000 is 1.5 CPUs).
+    """
+    count: float | None = None
+    quota: float | None = None
+    for line in lines:
+        key, *values = line.split()
+        if key == "nproc" and values and values[0].isdigit():
+            count = float(values[0])
+        elif key in ("cgroup2", "cgroup1") and len(values) == 2 and all(v.isdigit() for v in values):
+            period = int(values[1])  # "max 100000" and "-1 100000" are not digits: no quota
+            q = int(values[0]) / period if period > 0 else None
+            if q is not None:
+                quota = q if quota is None else min(quota, q)
+    if count is None or count < 1:
+        return None
+    if quota is not None and quota < count:
+        return quota, "cgroup CPU quota"
+    return count, "nproc"
+
+
+def judge_resources(report: HostReport, req: HostRequirements, facts: dict[str, list[str]]) -> None:
+    """The memory, cpus and disk checks of a host: fail below the minimum, warn below the recommendation.
+
+    Memory counts with MEMORY_TOLERANCE: a machine with the minimum installed shows a little
+    less in MemTotal.
+    """
+    memory = memory_kib(facts.get("memory", []))
+    if memory is None:
+        report.add("memory", "fail", "could not read the host's memory (/proc/meminfo)")
+    else:
+        kib, source = memory
+        seen = _mb(kib) + ("" if source == "MemTotal" else f" ({source})")
+        status = _status(kib / 1024, req.memory_mb, MEMORY_TOLERANCE)
+        report.add("memory", status, _figures(req, "memory_mb", seen, req.memory_mb, " MB", status))
+    cpus = cpu_count(facts.get("cpus", []))
+    if cpus is None:
+        report.add("cpus", "fail", "could not count the host's CPUs (nproc)")
+    else:
+        count, source = cpus
+        seen = f"{count:g} CPU(s)" + ("" if source == "nproc" else f" ({source})")
+        status = _status(count, req.cpus)
+        report.add("cpus", status, _figures(req, "cpus", seen, req.cpus, "", status))
+    _judge_disk(report, req, facts.get("disk", []))
+
+
+def _figures(req: HostRequirements, key: str, seen: str, need: Need, unit: str, status: str) -> str:
+    """'1024 MB: below the 2048 MB a domain_controller needs (4096 recommended); ...'."""
+    whose = "the spec's hosts[].requirements" if key in req.overridden else f"a {req.role.value}"
+    if status == "fail":
+        return (
+            f"{seen}: below the {need.minimum}{unit} minimum of {whose} ({need.recommended}{unit} recommended); "
+            f"add more, or lower hosts[].requirements.{key}"
+        )
+    if status == "warn":
+        return f"{seen}: below the {need.recommended}{unit} recommended for {whose} (minimum {need.minimum}{unit})"
+    return f"{seen} (minimum {need.minimum}{unit}, recommended {need.recommended}{unit} for {whose})"
+
+
+def free_space(lines: Sequence[str]) -> dict[int, tuple[int, str]]:
+    """The @@disk section: path index -> (free KiB, mount point); unmeasured paths are missing."""
+    out: dict[int, tuple[int, str]] = {}
+    for line in lines:
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+            out[int(parts[0])] = (int(parts[1]), parts[2])
+    return out
+
+
+def _judge_disk(report: HostReport, req: HostRequirements, lines: Sequence[str]) -> None:
+    """One check for every path; paths on one filesystem add up (they fill the same space)."""
+    measured = free_space(lines)
+    unmeasured = [d.path for i, d in enumerate(req.disk) if i not in measured]
+    by_fs: dict[str, tuple[int, list[str], int, int]] = {}  # mount -> free KiB, paths, min GB, rec GB
+    for i, d in enumerate(req.disk):
+        if i not in measured:
+            continue
+        free, mount = measured[i]
+        _, paths, low, rec = by_fs.get(mount, (free, [], 0, 0))
+        by_fs[mount] = (free, [*paths, d.path], low + d.gb.minimum, rec + d.gb.recommended)
+    gib = 1024 * 1024
+    short: list[str] = []
+    worst = "pass"
+    texts: list[str] = []
+    for mount, (free, paths, low, rec) in by_fs.items():
+        status = _status(free / gib, Need(low, rec))
+        text = f"{', '.join(paths)} on {mount}: {_gb(free)} free, needs {low} GB ({rec} recommended)"
+        texts.append(text)
+        if status != "pass":
+            short.append(text)
+            if worst != "fail":
+                worst = status
+    if unmeasured:
+        report.add("disk", "fail", "; ".join([f"could not measure free space of {', '.join(unmeasured)}", *short]))
+    elif worst == "fail":
+        report.add(
+            "disk",
+            "fail",
+            "too little free disk: " + "; ".join(short) + "; free space or lower hosts[].requirements.disk_gb",
+        )
+    elif worst == "warn":
+        report.add("disk", "warn", "below the recommended free disk: " + "; ".join(short))
+    else:
+        report.add("disk", "pass", "; ".join(texts))
 
 
 def _judge_port53(report: HostReport, facts: dict[str, list[str]]) -> None:

@@ -113,3 +113,50 @@ class RunResult:
         if self.diagnostic:
             lines.append(self.diagnostic)
         raise ApplyError("\n  ".join([summary, *lines]))
+
+
+@dataclass
+class VerifyResult:
+    checks: list[Check]
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "seconds": round(self.seconds, 1), "checks": [asdict(c) for c in self.checks]}
+
+
+@dataclass
+class DriftResult:
+    """What an apply would change (a check + diff run) and what verify found."""
+
+    run: RunResult
+    verify: VerifyResult
+
+    def by_host(self) -> dict[str, list[TaskOutcome]]:
+        out: dict[str, list[TaskOutcome]] = {}
+        for o in self.run.changes():
+            out.setdefault(o.host, []).append(o)
+        return dict(sorted(out.items()))
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.run.changes())
+
+    def checks(self) -> list[Check]:
+        """Every finding as a check (for JUnit): each change, each failed task, each verify check."""
+        out = [Check(o.host, f"drift: {o.task}", "fail", o.diff or "would change") for o in self.run.changes()]
+        out += [Check(f.host, f"apply: {f.task}", "fail", f.message) for f in self.run.failures()]
+        return out + self.verify.checks
+
+    def bad_hosts(self) -> list[str]:
+        """Hosts that drifted, failed a check, or failed the dry run."""
+        return sorted(set(self.by_host()) | {c.host for c in self.verify.failed()} | set(self.run.failed_hosts()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"drifted": self.drifted, "run": self.run.to_dict(), "verify": self.verify.to_dict()}

@@ -39,6 +39,7 @@ from provision.model import (
     PasswordPolicy,
     Policies,
     Printer,
+    RequirementsOverride,
     Role,
     Rollout,
     SecretRef,
@@ -1456,6 +1457,7 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
             MailService | None,
             TlsFiles | None,
             tuple[Database, ...],
+            RequirementsOverride | None,
         ],
     ] = {}
     hosts = []
@@ -1475,11 +1477,28 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
                 MailService(**raw.get("mail", {})) if raw["role"] == Role.MAIL_SERVER else None,
                 _tls_files(raw.get("tls"), base_dir),
                 tuple(_database(d) for d in raw.get("databases", ())),
+                _requirements(raw.get("requirements")),
             )
-        role, os_, shares, printers, homes, client, mail, tls, dbs = p
+        role, os_, shares, printers, homes, client, mail, tls, dbs, needs = p
         if role is Role.FILE_SERVER:
             client = "winbind"
-        hosts.append(Host(e.name, e.address, role, os_, shares, printers, homes, client, e.range_name, mail, dbs, tls))
+        hosts.append(
+            Host(
+                e.name,
+                e.address,
+                role,
+                os_,
+                shares,
+                printers,
+                homes,
+                client,
+                e.range_name,
+                mail,
+                dbs,
+                tls,
+                requirements=needs,
+            )
+        )
 
     domain = None
     if mode is Mode.DOMAIN:
@@ -1592,6 +1611,14 @@ def _database(raw: Mapping[str, Any]) -> Database:
         tuple(ro.get("users", ())),
         tuple(ro.get("groups", ())),
     )
+
+
+def _requirements(raw: Mapping[str, Any] | None) -> RequirementsOverride | None:
+    """hosts[].requirements; int() because JSON Schema's integer also admits 2048.0."""
+    if not raw:
+        return None
+    figures = {k: int(raw[k]) for k in ("memory_mb", "cpus", "disk_gb") if raw.get(k) is not None}
+    return RequirementsOverride(**figures) if figures else None
 
 
 def _tls_files(raw: Mapping[str, Any] | None, base_dir: Path | None) -> TlsFiles | None:

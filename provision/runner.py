@@ -27,17 +27,17 @@ from typing import Any
 import ansible_runner
 import yaml
 
-from provision import certificates, secrets
+from provision import certificates, secrets, selection
 from provision.errors import ProvisionError
 from provision.inventory import (
     ansible_settings,
     build_inventory,
     default_forks,
     rollout_playbook,
-    select_hosts,
     write_unsafe,
 )
 from provision.model import Host, Network, Role
+from provision.paths import fact_cache_dir, state_dir, tls_dir
 from provision.resources import playbooks_dir
 from provision.results import HostStats, Progress, RunResult, TaskOutcome
 
@@ -59,22 +59,6 @@ class RunOptions:
     no_secrets: bool = False
     # Run every role in full instead of skipping those the probe finds converged.
     full: bool = False
-
-
-def state_dir(network: Network) -> Path:
-    """Where the last run of a network is remembered (for --retry-failed)."""
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "provision" / network.name
-
-
-def tls_dir(network: Network) -> Path:
-    """Where the network's own CA and the certificates it issued are kept (0700)."""
-    return state_dir(network) / "tls"
-
-
-def fact_cache_dir(network: Network) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "provision" / "facts" / network.name
 
 
 def last_failed(network: Network) -> list[str]:
@@ -205,7 +189,7 @@ def _diff_text(res: dict[str, Any]) -> str:
 
 @contextmanager
 def _sigint_cancels() -> Iterator[threading.Event]:
-    """Ctrl-C asks ansible-runner to cancel instead of tearing the process down mid-write."""
+    """Ctrl-C (or SIGTERM) asks ansible-runner to cancel instead of tearing the process down mid-write."""
     flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -214,11 +198,14 @@ def _sigint_cancels() -> Iterator[threading.Event]:
     def handler(signum: int, frame: FrameType | None) -> None:
         flag.set()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    # SIGTERM (systemd stopping a unit, a CI job cancelled) cancels the same way, so the
+    # run ends cleanly and the run lock is released.
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _ansible_playbook() -> str:
@@ -260,18 +247,15 @@ class Job:
     extra_vars: dict[str, Any] = field(default_factory=dict)  # the operator's -e, trusted
 
 
-def select_targets(network: Network, limit: Collection[str]) -> list[Host]:
-    """The spec's hosts, or the --limit ones; a name not in the spec is an error."""
-    try:
-        return select_hosts(network, limit)
-    except KeyError as exc:
-        raise ProvisionError(f"--limit names hosts that are not in the spec: {exc.args[0]}") from None
+def needs_user_passwords(playbook: str, targets: Collection[Host]) -> bool:
+    """Only the DCs (the directory) and peers (their own accounts) set user passwords."""
+    return playbook != "site.yml" or any(h.role in (Role.DOMAIN_CONTROLLER, Role.PEER) for h in targets)
 
 
 def prepare(network: Network, options: RunOptions, targets: list[Host] | None = None) -> Job:
     """The job for ``targets`` (default: the spec's hosts or the --limit ones); no host is contacted."""
     if targets is None:
-        targets = select_targets(network, options.limit)
+        targets = selection.select(network, options.limit)
     if options.no_secrets and not options.check:
         raise ProvisionError("--no-secrets is a dry run: it needs --check")
     with_secrets = options.with_secrets and not options.no_secrets
@@ -291,8 +275,7 @@ def prepare(network: Network, options: RunOptions, targets: list[Host] | None = 
     if options.skip_tags:
         cmdline += ["--skip-tags", ",".join(options.skip_tags)]
 
-    # Only the DCs (the directory) and peers (their own accounts) set user passwords.
-    users = options.playbook != "site.yml" or any(h.role in (Role.DOMAIN_CONTROLLER, Role.PEER) for h in targets)
+    users = needs_user_passwords(options.playbook, targets)
     secret_values = secrets.secret_vars(network, users=users) if with_secrets else {}
     if with_secrets and tls.keys:
         secret_values["provision_tls_secret_keys"] = tls.keys

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from provision.errors import SecretError
+from provision.errors import Problem, SecretError
 from provision.inventory import write_unsafe
 from provision.model import Network, SecretRef
 
@@ -99,12 +99,47 @@ def secret_vars(network: Network, users: bool = True) -> dict[str, Any]:
     return out
 
 
+def references(network: Network, users: bool = True) -> list[tuple[str, SecretRef]]:
+    """Every secret reference of the spec with its place in it (``users[2].password``)."""
+    refs = [(f"users[{j}].password", u.password) for j, u in enumerate(network.users)] if users else []
+    if network.domain is not None:
+        refs.append(("domain.admin_password", network.domain.admin_password))
+    return refs
+
+
+def check_references(network: Network, users: bool = True) -> list[Problem]:
+    """Every reference that does not resolve (errors) or resolves unsafely (warnings), all at once.
+
+    Each reference is resolved as a run would (``resolve``), so the answer is the run's;
+    the values are dropped at once and never appear in a message. ``users=False`` leaves
+    out the users' passwords, as a run that sets none does (``secret_vars``).
+    """
+    problems: list[Problem] = []
+    for where, ref in references(network, users):
+        path = f"{where}.env" if ref.env else f"{where}.file"
+        try:
+            resolve(ref, network.base_dir)
+        except SecretError as exc:
+            problems.append(Problem(path, str(exc)))
+            continue
+        if ref.file:
+            problem = secret_file_problem(secret_path(ref.file, network.base_dir))
+            if problem is not None:
+                problems.append(Problem(path, problem[1], severity=problem[0]))
+    return problems
+
+
+def require_references(network: Network, users: bool = True) -> None:
+    """Raise one SecretError naming every unresolvable reference, before any host is contacted."""
+    errors = [p for p in check_references(network, users) if p.severity == "error"]
+    if errors:
+        lines = "".join(f"\n  {p.path}: {p.message}" for p in errors)
+        raise SecretError(f"{len(errors)} secret reference(s) of the spec cannot be resolved:{lines}")
+
+
 def env_names(network: Network) -> set[str]:
     """Environment variables that hold secrets: kept out of the environment Ansible records."""
-    refs = [u.password for u in network.users]
-    if network.domain is not None:
-        refs.append(network.domain.admin_password)
-    return {r.env for r in refs if r.env}
+    return {r.env for _, r in references(network) if r.env}
 
 
 def secret_values(network: Network) -> list[str]:
@@ -209,6 +244,15 @@ def remove_stale(base: Path = SECRETS_BASE) -> list[Path]:
     return removed
 
 
+def ram_base_problem(base: Path = SECRETS_BASE) -> str | None:
+    """Why ``base`` cannot hold a run's secrets (not a RAM filesystem); None when it can."""
+    fstype = filesystem_type(base)
+    if not base.is_dir() or fstype not in _RAM_FILESYSTEMS:
+        found = fstype or "none"
+        return f"{base} is not a RAM filesystem (found {found}); secrets are never written to disk"
+    return None
+
+
 @contextlib.contextmanager
 def private_folder(base: Path = SECRETS_BASE) -> Iterator[Path]:
     """A private 0700 folder on a RAM filesystem, removed with all it holds when the block ends.
@@ -216,10 +260,9 @@ def private_folder(base: Path = SECRETS_BASE) -> Iterator[Path]:
     Refused when ``base`` is not tmpfs/ramfs (a secret must never reach a disk); folders of
     runs that were killed are removed first.
     """
-    fstype = filesystem_type(base)
-    if not base.is_dir() or fstype not in _RAM_FILESYSTEMS:
-        found = fstype or "none"
-        raise SecretError(f"{base} is not a RAM filesystem (found {found}); secrets are never written to disk")
+    problem = ram_base_problem(base)
+    if problem is not None:
+        raise SecretError(problem)
     remove_stale(base)
     folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base))  # mkdtemp makes it 0700
     try:

@@ -27,7 +27,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
 from provision import rules
-from provision.errors import Problem, SpecError
+from provision.errors import Problem, SpecError, UnreadableSpec
 from provision.model import Network
 from provision.resources import schemas_dir
 
@@ -321,7 +321,9 @@ def _read_text(path: Path) -> str:
         if len(raw) > MAX_SPEC_BYTES:
             raise SpecError(str(path), [_too_big(len(raw))])
         return raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:  # the machine's problem, not the spec's: exit 8, not 2
+        raise UnreadableSpec(f"{path}: cannot read the spec: {_bounded_text(exc.strerror or str(exc))}") from None
+    except UnicodeDecodeError as exc:
         raise SpecError(str(path), [Problem("(root)", f"cannot read spec: {_bounded_text(str(exc))}")]) from None
 
 

@@ -24,7 +24,7 @@ from provision import policy, shares
 from provision.errors import ProvisionError
 from provision.model import Host, Mode, Network, Role
 from provision.resources import playbooks_dir
-from provision.results import Check
+from provision.results import Check, VerifyResult
 
 SHARE_ROLES = (Role.PEER, Role.FILE_SERVER)
 MEMBER_ROLES = (Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER, Role.WORKSTATION)
@@ -255,22 +255,6 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                 add(CheckSpec(h.name, "domain user", "domain_user", {"name": network.users[0].name}))
             add(CheckSpec(h.name, "resolver", "resolver", {"dcs": [dc.address for dc in dcs]}))
     return out
-
-
-@dataclass
-class VerifyResult:
-    checks: list[Check]
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(c.status != "fail" for c in self.checks)
-
-    def failed(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "fail"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "seconds": round(self.seconds, 1), "checks": [asdict(c) for c in self.checks]}
 
 
 def default_workers(n_hosts: int, cpus: int | None = None) -> int:

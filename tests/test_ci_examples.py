@@ -326,6 +326,9 @@ def check_invocation(inv: Invocation, expander: Expander) -> list[str]:
     root = click.Context(cli, info_name="provision", **cli.context_settings)
     ctx = cmd.make_context(" ".join(["provision", *path]), list(args), parent=root)
     ctx.close()
+    spec = ctx.params.get("spec_path")
+    if spec is not None and not Path(spec).is_file():  # provision itself exits 8 on it, not click
+        raise click.BadParameter(f"SPEC {spec} does not exist")
     return path
 
 

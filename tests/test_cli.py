@@ -42,9 +42,9 @@ def test_example_sizes() -> None:
         sizes[path.stem] = (plan["mode"], plan["hosts"], plan["roles"])
     assert sizes["small-office"][:2] == ("workgroup", 6)
     mode, _count, roles = sizes["branch-office"]
-    assert mode == "domain" and "(40 hosts)" in roles["workstation"]
+    assert mode == "domain" and len(roles["workstation"]) == 40
     assert set(roles) == {"domain_controller", "file_server", "mail_server", "database_server", "workstation"}
-    assert roles["domain_controller"] == "dc1, dc2"
+    assert roles["domain_controller"] == ["dc1", "dc2"]
     assert sizes["campus"][1] >= 2000
 
 

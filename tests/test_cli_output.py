@@ -32,7 +32,7 @@ def env(monkeypatch: pytest.MonkeyPatch, own_state: Path) -> Path:
 
 
 def _apply(tmp: Path, *extra: str):
-    args = ["apply", str(SPEC), "--skip-preflight", "--playbook", "smoke.yml",
+    args = ["apply", str(SPEC), "--skip-preflight", "--no-anchor-lock", "--playbook", "smoke.yml",
             "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
             "-e", f"smoke_marker={tmp}/marker-{{{{ inventory_hostname }}}}", *extra]
     return CliRunner().invoke(cli, args, catch_exceptions=False)

@@ -10,8 +10,10 @@ import pytest
 import yaml
 
 from provision import policy, spec
-from provision.inventory import build_inventory, select_hosts, write_inventory
+from provision.inventory import build_inventory, write_inventory
 from provision.model import Role
+from provision.selection import SelectionError
+from provision.selection import select as select_hosts
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "inventories").glob("*.yml"))
@@ -77,7 +79,7 @@ def test_limit_builds_only_the_targets() -> None:
     inv = build_inventory(net, select_hosts(net, ["lab0042"]))
     groups = _groups(inv)
     assert list(groups) == ["workstation"] and list(groups["workstation"]["hosts"]) == ["lab0042"]
-    with pytest.raises(KeyError):
+    with pytest.raises(SelectionError, match="nope"):
         select_hosts(net, ["nope"])
 
 

@@ -92,7 +92,7 @@ def test_operator_connection_overrides_the_spec() -> None:
 
 def _plan_steps(net: Network) -> list[tuple[str, str]]:
     """(role label, hosts) of each rollout step, as plan prints them."""
-    return [(s["role"], s["hosts"]) for s in make_plan(net).to_dict()["rollout"]["steps"]]
+    return [(b.role, ", ".join(b.hosts)) for b in make_plan(net).batches]
 
 
 def test_rollout_stages_roll_roles_out_side_by_side() -> None:

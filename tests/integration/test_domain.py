@@ -68,6 +68,8 @@ DECOY = {"PROVISION_TEST_DECOY_TOKEN": "decoy-" + os.urandom(8).hex()}
 
 def provision(*args: str, timeout: float = 900, secrets: bool = True,
               ) -> tuple[subprocess.CompletedProcess[str], float]:
+    if args and args[0] == "apply" and "--yes" not in args:  # variants back and forth; the prompt has its own test
+        args = (*args, "--yes")
     env = {**os.environ, **(_secrets() if secrets else {}), **DECOY}
     if not secrets:
         for name in SECRETS:

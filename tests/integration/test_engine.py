@@ -23,6 +23,8 @@ SECRET = "Engine-Test-Secret-9931"
 
 
 def provision(*args: str) -> tuple[int, str]:
+    if args and args[0] == "apply" and "--yes" not in args:  # variants back and forth; the prompt has its own test
+        args = (*args, "--yes")
     result = CliRunner().invoke(cli, list(args))
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.output

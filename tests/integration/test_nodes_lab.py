@@ -41,6 +41,8 @@ def _secrets() -> dict[str, str]:
 
 
 def provision(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    if args and args[0] == "apply" and "--yes" not in args:  # variants back and forth; the prompt has its own test
+        args = (*args, "--yes")
     env = {**os.environ, **_secrets(), **DECOY}
     return subprocess.run([sys.executable, "-m", "provision.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env=env, check=False)

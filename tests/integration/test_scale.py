@@ -41,6 +41,8 @@ def run(address: str, command: str, *, stdin: str | None = None) -> subprocess.C
 
 
 def provision(*args: str, state: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    if args and args[0] == "apply" and "--yes" not in args:  # variants back and forth; the prompt has its own test
+        args = (*args, "--yes")
     env = {**os.environ, **_secrets(), "XDG_STATE_HOME": str(state)}
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "provision.cli", *args], capture_output=True, text=True,

@@ -32,6 +32,8 @@ ENV = {f"LAB_{u.upper()}_PW": pw for u, pw in PASSWORDS.items()}
 
 
 def provision(*args: str) -> tuple[int, str]:
+    if args and args[0] == "apply" and "--yes" not in args:  # variants back and forth; the prompt has its own test
+        args = (*args, "--yes")
     result = CliRunner().invoke(cli, list(args))
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.output
@@ -369,3 +371,46 @@ def test_login_and_sudo_policy_is_enforced_and_taken_back(applied, lab_ssh, tmp_
     assert _may_log_in(lab_ssh, peer1, "bob") and _may_log_in(lab_ssh, peer1, "carol")
     left = lab_ssh.run(peer1, "grep -c pam_access /etc/pam.d/common-account; ls /etc/sudoers.d")
     assert left.stdout.split()[0] == "0" and "provision" not in left.stdout, left.stdout
+
+
+def _plan(path: Path) -> dict:
+    result = CliRunner().invoke(cli, ["plan", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_plan_lists_exactly_the_removals_and_apply_asks_before_them(applied, lab_ssh, smaller_workgroup) -> None:
+    """The lab as applied, then a spec without user bob and share handbook: plan lists exactly
+    those two removals; apply without a terminal refuses without --yes and changes nothing;
+    apply --yes removes them (the share's files stay); back to the spec afterwards."""
+    code, out = provision("apply", str(SPEC), "--skip-preflight")  # the record plan compares with
+    assert code == 0, out
+    assert _plan(SPEC)["changes"] == []
+    smaller = smaller_workgroup
+    planned = _plan(smaller)
+    assert [(c["action"], c["kind"], c["name"], c["host"]) for c in planned["changes"]] == [
+        ("remove", "user", "bob", None),
+        ("remove", "share", "\\\\peer1\\handbook", "peer1"),
+    ], planned["changes"]
+    assert planned["summary"] == {"add": 0, "change": 0, "remove": 2}
+    text = CliRunner().invoke(cli, ["plan", str(smaller)]).output
+    assert "Plan: 0 to add, 0 to change, 2 to remove." in text and "REMOVE user bob" in text
+    peer1 = applied["peer1"]
+    assert lab_ssh.run(peer1, "echo kept > /srv/handbook/kept.txt").returncode == 0
+    # No terminal and no --yes: refused before any host is contacted, nothing changed.
+    refused = CliRunner().invoke(cli, ["apply", str(smaller), "--skip-preflight"])
+    assert refused.exit_code == 5, refused.output
+    assert "--yes" in refused.output and "REMOVE share \\\\peer1\\handbook" in refused.output
+    assert lab_ssh.run(peer1, "getent passwd bob").returncode == 0
+    code, out = provision("apply", str(smaller), "--skip-preflight", "--yes")
+    assert code == 0, out
+    for address in applied.values():
+        assert lab_ssh.run(address, "pdbedit -L -u bob").returncode != 0
+    assert lab_ssh.run(peer1, "testparm -s --section-name=handbook 2>/dev/null | grep -q path").returncode != 0
+    assert lab_ssh.run(peer1, "cat /srv/handbook/kept.txt").stdout.strip() == "kept"  # data is never deleted
+    assert _plan(smaller)["changes"] == []
+    # Back to the lab's spec: bob and the share come back (additions need no confirmation).
+    code, out = provision("apply", str(SPEC), "--skip-preflight")
+    assert code == 0, out
+    assert can_write(lab_ssh, applied["peer2"], "peer1", "handbook", "alice")
+    assert _plan(SPEC)["changes"] == []
