@@ -12,6 +12,7 @@ DEMO_ENV ?= /var/lib/provision/lab/demo.env
 # local apt repository). The real clients the tests check with run inside the lab's hosts;
 # libfaketime lets a test skew one lab host's clock (containers share the kernel's clock);
 # acl (getfacl, setfacl) cross-checks the ACLs the playbooks' own module writes.
+# attr (getfattr, setfattr) checks the extended attributes (NT ACLs) a backup keeps.
 # gpg and libdpkg-perl are what mmdebstrap recommends to pick and check the archive keyring.
 # python3-samba and samba-dsdb-modules let the service-account module's tests talk LDAP
 # through Samba's own client, as it does on a mail server; postgresql gives the database
@@ -19,7 +20,7 @@ DEMO_ENV ?= /var/lib/provision/lab/demo.env
 # ruby checks the Vagrantfiles provision writes (ruby -c, and evaluated against a stub).
 HOST_PACKAGES := python3-venv python3-dev gcc git openssh-client mmdebstrap gpg libdpkg-perl \
 	systemd-container apt-utils iproute2 iputils-ping util-linux mount libfaketime acl \
-	python3-samba samba-dsdb-modules postgresql ruby
+	python3-samba samba-dsdb-modules postgresql ruby attr
 
 .PHONY: help deps venv demo demo-plan test test-unit test-lab lint bench clean lab-down man constraints
 

@@ -70,6 +70,13 @@ def _complete_hosts(ctx: click.Context, param: click.Parameter, incomplete: str)
     return [CompletionItem(prefix + bang + w) for w in words if w.startswith(last)]
 
 
+def output_dir_option(help_text: str, required: bool = False) -> Callable[[F], F]:
+    """-o/--output DIR, where a command writes its folder."""
+    return click.option(
+        "-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=required, help=help_text
+    )
+
+
 def limit_option(f: F) -> F:
     """--limit, the same patterns for every command (provision.selection)."""
     return click.option(
@@ -79,6 +86,20 @@ def limit_option(f: F) -> F:
         help="Only these hosts: comma-separated names, ranges (ws[001:050]), globs (ws0*), "
         "roles (role:file_server); !PATTERN leaves hosts out.",
     )(f)
+
+
+def _emit(
+    kind: str, body: dict[str, Any], fmt: str, report_json: Path | None, junit: Path | None, tree: Callable[[], Any]
+) -> None:
+    """A command's document: on stdout with --format json, in --report-json's file, and as JUnit."""
+    from provision import report
+
+    if fmt == "json":
+        click.echo(report.dumps(kind, body))
+    if report_json:
+        report.write_json(report_json, kind, body)
+    if junit:
+        report.write_junit(junit, tree())
 
 
 def _remember_connection(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
@@ -432,13 +453,7 @@ def init(mode: str, output: Path | None, force: bool) -> None:
 )
 @spec_argument
 @connection_options
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Write an inventory directory (hosts.yml, group_vars/, ansible.cfg) here.",
-)
+@output_dir_option("Write an inventory directory (hosts.yml, group_vars/, ansible.cfg) here.")
 @limit_option
 def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> None:
     """Render the Ansible inventory (usable with plain ansible-playbook; every string !unsafe)."""
@@ -472,14 +487,7 @@ def inventory_cmd(spec_path: Path, out_dir: Path | None, limit: str | None) -> N
     ),
 )
 @spec_argument
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Directory for the Vagrantfile.",
-)
+@output_dir_option("Directory for the Vagrantfile.", required=True)
 @click.option("--box", default=None, help="Vagrant box of every machine (default: Debian 12, debian/bookworm64).")
 @click.option("--force", is_flag=True, help="Overwrite an existing Vagrantfile.")
 def vagrant_cmd(spec_path: Path, out_dir: Path, box: str | None, force: bool) -> None:
@@ -588,12 +596,7 @@ def preflight_cmd(
     checks = result.checks() + [c for r in node_reports for c in r.checks]
     ok = result.ok and all(r.ok for r in node_reports)
     body = {"ok": ok, "checks": [c.__dict__ for c in checks]}
-    if fmt == "json":
-        click.echo(report.dumps("preflight", body))
-    if report_json:
-        report.write_json(report_json, "preflight", body)
-    if junit:
-        report.write_junit(junit, report.checks_junit(checks, "provision preflight"))
+    _emit("preflight", body, fmt, report_json, junit, lambda: report.checks_junit(checks, "provision preflight"))
     if not ok:
         failed = result.failed_hosts() + [r.host for r in node_reports if not r.ok]
         raise PreflightError(f"preflight failed on: {', '.join(failed)}")
@@ -857,12 +860,7 @@ def apply(
         for o in result.changes():
             if o.diff:
                 _out(fmt, f"--- {o.host}: {o.task}\n{o.diff}")
-    if fmt == "json":
-        click.echo(report.dumps("apply", result.to_dict()))
-    if report_json:
-        report.write_json(report_json, "apply", result.to_dict())
-    if junit:
-        report.write_junit(junit, report.run_junit(result))
+    _emit("apply", result.to_dict(), fmt, report_json, junit, lambda: report.run_junit(result))
     result.raise_for_status()
 
 
@@ -961,6 +959,65 @@ def _echo_verify(result: Any, fmt: str) -> None:
 
 
 @cli.command(
+    name="backup",
+    epilog=example(
+        "provision backup site.yml",
+        "provision backup site.yml -o /srv/backups/provision --keep 14",
+        "provision backup site.yml --limit fs1 --format json",
+    ),
+)
+@spec_argument
+@connection_options
+@output_dir_option("Keep backups here (default: the network's state folder, .../provision/NETWORK/backups).")
+@click.option("--keep", type=click.IntRange(min=1), help="Keep only the N newest backups (older ones are removed).")
+@limit_option
+@lock_options
+@report_options
+def backup_cmd(
+    spec_path: Path,
+    out_dir: Path | None,
+    keep: int | None,
+    limit: str | None,
+    wait_lock: float,
+    force_unlock: bool,
+    no_anchor_lock: bool,
+    report_json: Path | None,
+    junit: Path | None,
+    fmt: str,
+) -> None:
+    """Back up the network's data to this machine: the domain (samba-tool domain backup offline on
+    the first DC), each member server's join state, each share's files with owners, POSIX ACLs and
+    every extended attribute (NT ACLs included), the peers' password databases, the mailboxes and
+    each database (pg_dump). One folder per backup, 0700, with a manifest of sizes and checksums;
+    workstations need none."""
+    from provision import backup, report
+
+    network = _load(spec_path)
+    hosts = _targets(network, limit)
+    root = out_dir or backup.default_dir(network)
+    live = _LiveProgress()
+    with _locked(network, wait_lock, force_unlock, anchor=not no_anchor_lock):
+        try:
+            made = backup.run(network, root, hosts, keep=keep, progress=live)
+        finally:
+            live.close()
+    _out(fmt, report.run_summary(made.run))
+    if made.manifest:
+        m = made.manifest
+        rows = [
+            (host, item["name"], item["kind"], f"{item['size']:,}", item["sha256"][:16])
+            for host, entry in m["hosts"].items()
+            for item in entry["items"]
+        ]
+        _out(fmt, report.table(("host", "item", "kind", "bytes", "sha256"), rows))
+        _out(fmt, f"backup: {made.folder} ({m['bytes']:,} bytes in {len(rows)} file(s), {m['seconds']} s)")
+    for old in made.removed:
+        _out(fmt, f"removed older backup {old} (--keep {keep})")
+    _emit("backup", made.to_dict(), fmt, report_json, junit, lambda: report.run_junit(made.run, "provision backup"))
+    made.run.raise_for_status()
+
+
+@cli.command(
     name="verify",
     epilog=example(
         "provision verify site.yml", "provision verify site.yml --limit 'role:workstation' --junit verify.xml"
@@ -980,12 +1037,14 @@ def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, jun
 
     result = verify.run(network, _targets(network, limit), progress=_verify_progress)
     _echo_verify(result, fmt)
-    if fmt == "json":
-        click.echo(report.dumps("verify", result.to_dict()))
-    if report_json:
-        report.write_json(report_json, "verify", result.to_dict())
-    if junit:
-        report.write_junit(junit, report.checks_junit(result.checks, "provision verify"))
+    _emit(
+        "verify",
+        result.to_dict(),
+        fmt,
+        report_json,
+        junit,
+        lambda: report.checks_junit(result.checks, "provision verify"),
+    )
     if not result.ok:
         hosts = sorted({c.host for c in result.failed()})
         raise VerifyError(f"{len(result.failed())} check(s) failed on: {', '.join(hosts)}")
@@ -1025,12 +1084,14 @@ def drift(
             for line in o.diff.splitlines()[:20]:
                 _out(fmt, f"        {line}")
     _echo_verify(found.verify, fmt)
-    if fmt == "json":
-        click.echo(report.dumps("drift", found.to_dict()))
-    if report_json:
-        report.write_json(report_json, "drift", found.to_dict())
-    if junit:
-        report.write_junit(junit, report.checks_junit(found.checks(), "provision drift"))
+    _emit(
+        "drift",
+        found.to_dict(),
+        fmt,
+        report_json,
+        junit,
+        lambda: report.checks_junit(found.checks(), "provision drift"),
+    )
     if found.bad_hosts():
         raise VerifyError(f"drift on: {', '.join(found.bad_hosts())}")
     _out(fmt, "no drift: every host matches the spec")

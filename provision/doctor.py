@@ -28,6 +28,7 @@ from packaging.version import InvalidVersion, Version
 
 from provision import paths, secrets
 from provision.errors import ProvisionError, SecretError
+from provision.lab.paths import BUILD_TOOLS
 from provision.model import TLS_ROLES, Network
 from provision.preflight import host_label, known_hosts_path
 from provision.results import Check
@@ -44,16 +45,9 @@ ANSIBLE = ("ansible-core", "ansible-runner")
 DEFAULT_KEYS = ("id_rsa", "id_ecdsa", "id_ed25519")
 VERSION_TIMEOUT = 120.0  # ansible-playbook --version imports all of ansible-core: seconds on a slow disk
 # What `provision lab up` runs, and the Debian package of each: provision.lab.image.ensure_images
-# refuses to build without the first five, provision.lab.net drives the bridge with ip;
+# refuses to build without its BUILD_TOOLS, provision.lab.net drives the bridge with ip;
 # systemd-nspawn boots the hosts (checked apart: without it the lab falls back).
-LAB_TOOLS = {
-    "mmdebstrap": "mmdebstrap",
-    "apt-ftparchive": "apt-utils",
-    "unshare": "util-linux",
-    "chroot": "coreutils",
-    "systemctl": "systemd",
-    "ip": "iproute2",
-}
+LAB_TOOLS = {**BUILD_TOOLS, "ip": "iproute2"}
 # The Debian packages of the Makefile's HOST_PACKAGES the lab itself needs (tests keep them a subset).
 LAB_HOST_PACKAGES = (
     "mmdebstrap",
@@ -433,7 +427,7 @@ def ansible_playbook_check() -> Check:
     try:
         from provision import runner  # imports ansible_runner: the package check says if it is missing
 
-        path = runner._ansible_playbook()
+        path = runner.ansible_playbook()
     except ImportError as exc:
         return Check(CONTROLLER, name, "fail", f"cannot import the certificates' library: {exc}")
     except ProvisionError as exc:
@@ -601,7 +595,7 @@ def lab_network_check() -> Check:
     if shutil.which("ip") is None:
         return Check(LAB, "lab network", "fail", "ip not found (install iproute2)")
     try:
-        net._check_no_overlap()
+        net.check_no_overlap()
     except LabError as exc:
         return Check(LAB, "lab network", "fail", str(exc))
     bridge = f"{BRIDGE} exists" if net.link_exists(BRIDGE) else f"{BRIDGE} will be made"

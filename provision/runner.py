@@ -59,6 +59,9 @@ class RunOptions:
     no_secrets: bool = False
     # Run every role in full instead of skipping those the probe finds converged.
     full: bool = False
+    # Spec-derived variables of a playbook (e.g. the backup plan): sent like the secrets, in a
+    # 0600 file on a RAM filesystem and every string !unsafe, never as -e on a command line.
+    variables: dict[str, Any] = field(default_factory=dict)
 
 
 def last_failed(network: Network) -> list[str]:
@@ -208,7 +211,7 @@ def _sigint_cancels() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
-def _ansible_playbook() -> str:
+def ansible_playbook() -> str:
     """ansible-playbook from PATH, else the one installed beside this interpreter (a venv)."""
     found = shutil.which("ansible-playbook")
     if found:
@@ -300,7 +303,7 @@ def prepare(network: Network, options: RunOptions, targets: list[Host] | None = 
         tags=list(options.tags),
         forks=options.forks or default_forks(),
         playbook=options.playbook,
-        variables={**variables, **secret_values},
+        variables={**variables, **options.variables, **secret_values},
         sizes=sizes,
         extra_vars=dict(options.extra_vars),
     )
@@ -351,7 +354,7 @@ def execute(
     facts.mkdir(parents=True, exist_ok=True)
     envvars = ansible_settings(network, job.forks, facts)
     # ansible-runner looks ansible-playbook up on PATH: make sure ours (maybe in a venv) is found.
-    envvars["PATH"] = os.pathsep.join([str(Path(_ansible_playbook()).parent), os.environ.get("PATH", "")])
+    envvars["PATH"] = os.pathsep.join([str(Path(ansible_playbook()).parent), os.environ.get("PATH", "")])
     result = RunResult(check=options.check)
     events = Events(result, job.sizes, progress)
     cmdline = list(job.cmdline)

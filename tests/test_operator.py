@@ -244,3 +244,32 @@ def test_doctor_through_the_cli(own_state: Path) -> None:
     assert {"secret users[0].password.env", "secret users[1].password.env", "secret users[2].password.env"} <= failed
     code, out, err = run("doctor", str(WORKGROUP), env=WG_SECRETS)
     assert "secrets" in out and "ansible-core" in out
+
+
+def test_wait_lock_waits_for_the_other_run(own_state: Path) -> None:
+    import sys
+    import threading
+    import time
+
+    from provision import lock, spec
+
+    net = spec.load_network(WORKGROUP)
+    args = ["apply", str(WORKGROUP), "--skip-preflight", "--no-anchor-lock", "--playbook", "smoke.yml",
+            "-e", "ansible_connection=local", "-e", f"ansible_python_interpreter={sys.executable}",
+            "-e", f"smoke_marker={own_state}/marker-{{{{ inventory_hostname }}}}"]
+    taken, release = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with lock.network_lock(net, "drift", remote=False):
+            taken.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=other_run)
+    holder.start()
+    assert taken.wait(10)
+    threading.Timer(2.0, release.set).start()
+    start = time.monotonic()
+    code, out, err = run(*args, "--wait-lock", "60", env=WG_SECRETS)
+    holder.join()
+    assert code == 0, out + err
+    assert time.monotonic() - start >= 2.0  # it waited for the other run, then ran

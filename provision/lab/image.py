@@ -24,7 +24,7 @@ from provision.errors import LabError
 
 from . import cgroups, mounts, repo
 from .packages import BASE_PACKAGES, LAB_PACKAGES, SUITE
-from .paths import BUILD_CGROUP, BUILD_DIR, GOLDEN_DIR, LEGACY_BASE_DIR, LOG_DIR, REPO_DIR, REPO_URL
+from .paths import BUILD_CGROUP, BUILD_DIR, BUILD_TOOLS, GOLDEN_DIR, LEGACY_BASE_DIR, LOG_DIR, REPO_DIR, REPO_URL
 from .sources import debian_sources
 from .util import CHROOT_ENV, Progress, remove_tree, run, write_file
 
@@ -273,9 +273,9 @@ def needs_build() -> bool:
 
 def ensure_images(progress: Progress) -> Images:
     """Build the image and its repository when missing or out of date."""
-    for tool in ("mmdebstrap", "apt-ftparchive", "unshare", "chroot", "systemctl"):
+    for tool, package in BUILD_TOOLS.items():
         if shutil.which(tool) is None:
-            raise LabError(f"{tool} not found: install mmdebstrap, apt-utils, util-linux and systemd on this machine")
+            raise LabError(f"{tool} not found: install {package} (and mmdebstrap, apt-utils, util-linux, systemd)")
     built: dict[str, float] = {}
     if needs_build():
         built["golden"] = build_golden(progress)

@@ -51,7 +51,7 @@ def link_exists(name: str) -> bool:
     return Path(f"/sys/class/net/{name}").exists()
 
 
-def _check_no_overlap() -> None:
+def check_no_overlap() -> None:
     """Refuse to take the lab network if another interface already routes into it."""
     for route in _ip_json("-4", "route", "show", "table", "all"):
         dst = str(route.get("dst", ""))
@@ -75,7 +75,7 @@ def _sysctl(path: str, value: str) -> None:
 def ensure_bridge() -> None:
     """Create or repair ``provlab0`` with 10.231.0.1/16, no forwarding, no IPv6."""
     if not link_exists(BRIDGE):
-        _check_no_overlap()
+        check_no_overlap()
         run(["ip", "link", "add", BRIDGE, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
     elif not Path(f"/sys/class/net/{BRIDGE}/bridge").exists():
         raise LabError(f"{BRIDGE} exists but is not a bridge; remove it or rename it")

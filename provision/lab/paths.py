@@ -34,3 +34,12 @@ REPO_URL = f"http://{BRIDGE_ADDR}:{REPO_PORT}/"
 CGROUP_ROOT = "lab"
 REPO_CGROUP = f"{CGROUP_ROOT}/_repo"  # '_' cannot occur in a host name
 BUILD_CGROUP = f"{CGROUP_ROOT}/_build"  # mmdebstrap, apt and dpkg of image builds
+
+# The programs the image build runs, and the Debian package of each (provision doctor --lab checks them).
+BUILD_TOOLS = {
+    "mmdebstrap": "mmdebstrap",
+    "apt-ftparchive": "apt-utils",
+    "unshare": "util-linux",
+    "chroot": "coreutils",
+    "systemctl": "systemd",
+}

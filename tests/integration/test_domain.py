@@ -296,6 +296,62 @@ def test_nt_acl_set_from_windows_is_stored_reported_and_restored(domain, tmp_pat
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
+def test_backup_keeps_the_domain_shares_with_their_nt_acls_and_the_databases(domain, tmp_path):
+    """provision backup: a file alice wrote over SMB comes back from the share's archive with its
+    owner, POSIX ACL and NT ACL; the domain's archive holds the directory and SYSVOL; a
+    database's dump restores; files 0600 in 0700 folders; no secret in the manifest; --keep
+    removes the older backup."""
+    fs1 = domain["hosts"]["fs1"]
+    put = _smb(domain, "alice", "projects", "put /etc/hostname from-alice.txt")
+    assert put.returncode == 0, put.stdout + put.stderr
+    path = "/srv/projects/from-alice.txt"
+    on_host = run(fs1, f"stat -c %u:%g {path}; getfacl -cpn {path}; "
+                       f"getfattr --absolute-names --only-values -n security.NTACL {path} | base64 -w0")
+    assert on_host.returncode == 0, on_host.stderr
+    out = tmp_path / "backups"
+    rep_path = tmp_path / "backup.json"
+    proc, seconds = provision("backup", str(SPEC), "-o", str(out), "--report-json", str(rep_path))
+    TIMES["backup (domain, 1 file server, mail, 2 databases)"] = seconds
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    folder = Path(report(rep_path)["folder"])
+    text = (folder / "manifest.json").read_text()
+    manifest = json.loads(text)
+    assert set(manifest["hosts"]) == {"dc1", "fs1", "mx1", "db1"}, manifest["hosts"].keys()
+    assert not any(value in text for value in _secrets().values())
+    files = {(h, i["name"]): folder / i["file"] for h, e in manifest["hosts"].items() for i in e["items"]}
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in files.values())
+    # The share's file, extracted here as a restore would: owner, POSIX ACL and NT ACL intact.
+    extracted = tmp_path / "x"
+    extracted.mkdir()
+    untar = subprocess.run(["tar", "--acls", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpzf",
+                            str(files[("fs1", "share-projects")]), "-C", str(extracted)],
+                           capture_output=True, text=True, check=False)
+    assert untar.returncode == 0, untar.stderr
+    local = extracted / path.lstrip("/")
+    here = subprocess.run(f"stat -c %u:%g {local}; getfacl -cpn {local}; getfattr --absolute-names --only-values "
+                          f"-n security.NTACL {local} | base64 -w0", shell=True, capture_output=True, text=True,
+                          check=False)
+    assert here.returncode == 0, here.stderr
+    assert here.stdout.replace(str(extracted), "") == on_host.stdout, (here.stdout, on_host.stdout)
+    # The domain: the directory's databases and SYSVOL with their NT ACLs, in samba-tool's format.
+    listing = subprocess.run(["tar", "-tjf", str(files[("dc1", "domain")])], capture_output=True, text=True,
+                             check=False)
+    assert listing.returncode == 0, listing.stderr
+    assert "private/sam.ldb" in listing.stdout and "sysvol" in listing.stdout
+    # A database's dump is a real custom-format archive with the spec's table.
+    restored = subprocess.run(["pg_restore", "--list", str(files[("db1", "db-ledger")])], capture_output=True,
+                              text=True, check=False)
+    assert restored.returncode == 0, restored.stderr
+    # Retention: a second backup with --keep 1 removes the first; nothing is left on the hosts.
+    proc, _ = provision("backup", str(SPEC), "-o", str(out), "--keep", "1")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert not folder.exists() and len(list(out.glob("labdom-*"))) == 1
+    for name in ("dc1", "fs1", "mx1", "db1"):
+        left = run(domain["hosts"][name], "ls -A /var/backups/provision 2>/dev/null | wc -l")
+        assert left.stdout.strip() == "0", (name, left.stdout)
+
+
 # --------------------------------------------------------------------------- policy, replication, time
 
 

@@ -414,3 +414,33 @@ def test_plan_lists_exactly_the_removals_and_apply_asks_before_them(applied, lab
     assert code == 0, out
     assert can_write(lab_ssh, applied["peer2"], "peer1", "handbook", "alice")
     assert _plan(SPEC)["changes"] == []
+
+
+def test_the_anchor_lock_refuses_a_second_controller_and_breaks_only_a_dead_one(applied, lab_ssh) -> None:
+    """A record on peer1 (the workgroup's anchor) of a run on another controller: live, it
+    blocks apply (exit 3, naming it) and --force-unlock refuses it; stale (no heartbeat for
+    10 minutes), apply names it stale and --force-unlock breaks it; the run then releases its own."""
+    from dataclasses import replace
+
+    from provision import lock
+
+    peer1 = applied["peer1"]
+    other = replace(lock.Holder.mine("labwg", "apply --limit peer2"), host="ctl-elsewhere", pid=4242, boot_id="b")
+    path = "/run/provision-lock/labwg.lock"
+    write = f"mkdir -p -m 700 /run/provision-lock && cat > {path} && chmod 600 {path}"
+    assert lab_ssh.run(peer1, write, stdin=other.to_json() + "\n").returncode == 0
+    try:
+        code, out = provision("apply", str(SPEC), "--skip-preflight")
+        assert code == 3, out
+        assert "locked on peer1" in out and "ctl-elsewhere" in out and "apply --limit peer2" in out
+        code, out = provision("apply", str(SPEC), "--skip-preflight", "--force-unlock")
+        assert code == 3 and "--force-unlock refused" in out and "alive" in out, out
+        assert lab_ssh.run(peer1, f"touch -d '10 minutes ago' {path}").returncode == 0
+        code, out = provision("apply", str(SPEC), "--skip-preflight")
+        assert code == 3 and "stale" in out and "--force-unlock" in out, out
+        code, out = provision("apply", str(SPEC), "--skip-preflight", "--force-unlock")
+        assert code == 0, out
+        assert "broke the lock of 'labwg' on peer1" in out
+        assert lab_ssh.run(peer1, f"test -e {path}").returncode != 0  # released at the end
+    finally:
+        lab_ssh.run(peer1, f"rm -f {path}")

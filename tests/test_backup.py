@@ -1,0 +1,89 @@
+"""provision backup's controller side: what each role backs up, the manifest's checks, retention."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from provision import backup, spec
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN = spec.load_network(ROOT / "inventories" / "lab-domain.yml")
+WORKGROUP = spec.load_network(ROOT / "inventories" / "lab-workgroup.yml")
+
+
+def _kinds(network, host: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return [(i.name, i.kind) for i in backup.plan(network).get(host, [])]
+
+
+def test_domain_plan_by_role() -> None:
+    planned = backup.plan(DOMAIN)
+    assert _kinds(DOMAIN, "dc1") == [("domain", "samba_domain")]
+    assert "dc2" not in planned and "ws1" not in planned and "ws2" not in planned  # rebuilt by joining; no data
+    assert _kinds(DOMAIN, "fs1") == [("join-state", "tar"), ("share-projects", "tar"), ("share-common", "tar")]
+    assert _kinds(DOMAIN, "mx1") == [("join-state", "tar"), ("mailboxes", "tar")]
+    assert _kinds(DOMAIN, "db1") == [
+        ("join-state", "tar"), ("pg-globals", "pg_globals"), ("db-projects", "pg_dump"), ("db-ledger", "pg_dump"),
+    ]
+    share = planned["fs1"][1]
+    assert share.paths == ("/srv/projects",) and not share.missing_ok
+    join = planned["fs1"][0].module_args()
+    assert join["paths"] == ["/var/lib/samba", "/etc/krb5.keytab"] and "*cache*.tdb" in join["exclude"]
+
+
+def test_workgroup_plan_has_passdb_shares_and_homes() -> None:
+    assert _kinds(WORKGROUP, "peer1") == [("passdb", "tar"), ("share-projects", "tar"), ("share-handbook", "tar")]
+    assert ("homes", "tar") in _kinds(WORKGROUP, "peer3")
+
+
+def _fetched(folder: Path, host: str, files: dict[str, bytes], lie: str | None = None) -> None:
+    """A host's folder as the backup role leaves it: its files and files.json."""
+    (folder / host).mkdir(parents=True)
+    index = []
+    for name, data in files.items():
+        path = folder / host / f"{name}.tar.gz"
+        path.write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest() if name != lie else "0" * 64
+        index.append({"name": name, "kind": "tar", "file": f"/var/backups/provision/x/{name}.tar.gz",
+                      "size": len(data), "sha256": digest, "seconds": 0.1, "paths": []})
+    (folder / host / "files.json").write_text(json.dumps(index))
+
+
+def test_manifest_checks_every_planned_file(tmp_path: Path) -> None:
+    planned = {"fs1": backup.plan(DOMAIN)["fs1"]}
+    folder = tmp_path / "labdom-20261206T120000Z"
+    _fetched(folder, "fs1", {"join-state": b"j", "share-projects": b"p" * 10, "share-common": b"c"})
+    m = backup.manifest(DOMAIN, folder, planned, 1.0)
+    assert m["format"] == "provision-backup" and m["network"] == "labdom" and m["created"] == "20261206T120000Z"
+    assert m["bytes"] == 12 and [i["name"] for i in m["hosts"]["fs1"]["items"]] == [
+        "join-state", "share-projects", "share-common"]
+    assert m["hosts"]["fs1"]["items"][1]["holds"] == ["/srv/projects"]
+    assert not (folder / "fs1" / "files.json").exists()
+
+
+def test_manifest_refuses_a_missing_or_altered_file(tmp_path: Path) -> None:
+    planned = {"fs1": backup.plan(DOMAIN)["fs1"]}
+    folder = tmp_path / "a"
+    _fetched(folder, "fs1", {"join-state": b"j", "share-projects": b"p"})
+    with pytest.raises(backup.BackupError, match="share-common was not fetched"):
+        backup.manifest(DOMAIN, folder, planned, 1.0)
+    folder = tmp_path / "b"
+    _fetched(folder, "fs1", {"join-state": b"j", "share-projects": b"p", "share-common": b"c"}, lie="share-common")
+    with pytest.raises(backup.BackupError, match="checksum differs"):
+        backup.manifest(DOMAIN, folder, planned, 1.0)
+
+
+def test_retention_keeps_the_newest_complete_backups(tmp_path: Path) -> None:
+    for stamp in ("20261201T000000Z", "20261202T000000Z", "20261203T000000Z"):
+        (tmp_path / f"labdom-{stamp}").mkdir()
+        (tmp_path / f"labdom-{stamp}" / "manifest.json").write_text("{}")
+    (tmp_path / "labdom-20261204T000000Z").mkdir()  # no manifest: not a backup, never counted
+    (tmp_path / "other-20261201T000000Z").mkdir()
+    (tmp_path / "other-20261201T000000Z" / "manifest.json").write_text("{}")
+    removed = backup.prune(tmp_path, DOMAIN, 2)
+    assert [p.name for p in removed] == ["labdom-20261201T000000Z"]
+    assert [p.name for p in backup.backups(tmp_path, DOMAIN)] == ["labdom-20261202T000000Z", "labdom-20261203T000000Z"]
+    assert (tmp_path / "other-20261201T000000Z").exists()
