@@ -38,7 +38,7 @@ from typing import Any
 from provision import paths, runner
 from provision.errors import EXIT_APPLY_FAILED, ProvisionError
 from provision.model import Host, Mode, Network, Role
-from provision.results import Progress, RunResult
+from provision.results import Check, Progress, RunResult
 
 FORMAT = "provision-backup"
 VERSION = 1
@@ -114,9 +114,45 @@ def plan(network: Network, hosts: list[Host] | None = None) -> dict[str, list[It
     return {name: items for name, items in out.items() if items}
 
 
+def require_plan(network: Network, hosts: list[Host] | None = None) -> dict[str, list[Item]]:
+    """The plan, or BackupError when none of ``hosts`` holds data (before anything is contacted)."""
+    planned = plan(network, hosts)
+    if not planned:
+        raise BackupError("none of these hosts holds data of the network (workstations need no backup)")
+    return planned
+
+
 def default_dir(network: Network) -> Path:
-    """Where backups are kept unless -o says otherwise: beside the network's other state."""
-    return paths.state_dir(network) / "backups"
+    """Where backups are kept unless -o says otherwise: policies.backup.directory, else beside the
+    network's other state."""
+    chosen = network.policies.backup.directory
+    return Path(chosen) if chosen else paths.state_dir(network) / "backups"
+
+
+def created(folder: Path) -> datetime | None:
+    """When a backup folder was made, from its name (NETWORK-YYYYMMDDTHHMMSSZ)."""
+    try:
+        return datetime.strptime(folder.name.rsplit("-", 1)[-1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def age_check(network: Network, root: Path | None = None, now: datetime | None = None) -> Check | None:
+    """verify's check of policies.backup.max_age: the newest complete backup is younger (None when
+    the spec sets no maximum age)."""
+    limit = network.policies.backup.max_age_hours
+    if limit is None:
+        return None
+    root = root or default_dir(network)
+    now = now or datetime.now(UTC)
+    name = "backup age"
+    found = [(when, p) for p in backups(root, network) if (when := created(p)) is not None]
+    if not found:
+        return Check("controller", name, "fail", f"no complete backup of '{network.name}' in {root}")
+    when, newest = max(found)
+    hours = (now - when).total_seconds() / 3600
+    detail = f"newest {newest.name} is {hours:.1f} h old (policies.backup.max_age {limit} h)"
+    return Check("controller", name, "fail" if hours > limit else "pass", detail)
 
 
 @dataclass
@@ -228,9 +264,7 @@ def run(
     progress: Callable[[Progress], None] | None = None,
 ) -> BackupResult:
     """Back up ``hosts`` (default: all that hold data) into a new folder under ``root``."""
-    planned = plan(network, hosts)
-    if not planned:
-        raise BackupError("none of these hosts holds data of the network (workstations need no backup)")
+    planned = require_plan(network, hosts)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     folder = root / f"{network.name}-{stamp}"

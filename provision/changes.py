@@ -31,7 +31,7 @@ form of their names; host is null for the first nine::
     domain            the realm (netbios, dns_domain, mail_domain, dcs, admin_password)
     rollout           "rollout" (batch, max_fail_percent, order); "execution node NAME"
     policy            "password", "smb", "firewall", "unattended upgrades",
-                      "access rules", "sudo rules" (fields "source" and "rule N")
+                      "access rules", "sudo rules" (fields "source" and "rule N"), "backup"
     group             the group's name
     user              the user's name; fields full_name, groups (memberships), shell, password
     mailbox           "user@mail.domain" (domain with a mail server)
@@ -298,6 +298,8 @@ def items(n: Network | None) -> dict[str, dict[Any, _Item]]:
     policy["unattended upgrades"] = _Item("unattended upgrades", None, {"enabled": p.unattended_upgrades})
     policy["access rules"] = _Item("access rules", None, _rules(p.access, access_text))
     policy["sudo rules"] = _Item("sudo rules", None, _rules(p.sudo, sudo_text))
+    # On the controller only: where backups go, how many stay, when --schedule runs them.
+    policy["backup"] = _Item("backup", None, to_data(p.backup))
     for g in n.groups:
         out["group"][g.name] = _Item(g.name, None, _values(g, GROUP_FIELDS))
     for u in n.users:
@@ -553,6 +555,8 @@ class _Diff:
         if key == "unattended upgrades" and changed["enabled"].after is False:
             # playbooks/roles/base/templates/20auto-upgrades.j2 writes "0"; the package is not removed.
             return "automatic updates are switched off (the package stays installed)"
+        if key == "backup":
+            return "the controller's backups only, no host changes (a new schedule: provision backup --schedule)"
         if key in ("access rules", "sudo rules") and "source" in changed and changed["source"].after == "defaults":
             return "back to provision's default rules"
         return ""

@@ -970,6 +970,13 @@ def _echo_verify(result: Any, fmt: str) -> None:
 @connection_options
 @output_dir_option("Keep backups here (default: the network's state folder, .../provision/NETWORK/backups).")
 @click.option("--keep", type=click.IntRange(min=1), help="Keep only the N newest backups (older ones are removed).")
+@click.option(
+    "--schedule",
+    is_flag=True,
+    help="Instead of backing up now, install a systemd timer on this machine that runs this backup "
+    "at policies.backup.schedule (default daily).",
+)
+@click.option("--unschedule", is_flag=True, help="Remove the timer --schedule installed.")
 @limit_option
 @lock_options
 @report_options
@@ -977,6 +984,8 @@ def backup_cmd(
     spec_path: Path,
     out_dir: Path | None,
     keep: int | None,
+    schedule: bool,
+    unschedule: bool,
     limit: str | None,
     wait_lock: float,
     force_unlock: bool,
@@ -995,6 +1004,20 @@ def backup_cmd(
     network = _load(spec_path)
     hosts = _targets(network, limit)
     root = out_dir or backup.default_dir(network)
+    keep = keep or network.policies.backup.keep
+    if schedule or unschedule:
+        from provision import schedule as timers
+
+        if unschedule:
+            for path in timers.remove(network):
+                click.echo(f"removed {path}")
+            return
+        units = timers.install(network, spec_path, root, keep, limit)
+        for path in units:
+            click.echo(f"wrote {path}")
+        click.echo(f"enabled {units[-1].name}: provision backup {spec_path} runs {network.policies.backup.schedule}")
+        return
+    backup.require_plan(network, hosts)
     live = _LiveProgress()
     with _locked(network, wait_lock, force_unlock, anchor=not no_anchor_lock):
         try:
@@ -1033,9 +1056,12 @@ def verify_cmd(spec_path: Path, limit: str | None, report_json: Path | None, jun
     from provision.errors import VerifyError
 
     network = _load(spec_path)
-    from provision import verify
+    from provision import backup, verify
 
     result = verify.run(network, _targets(network, limit), progress=_verify_progress)
+    aged = backup.age_check(network)  # policies.backup.max_age: a check of this controller's backups
+    if aged is not None:
+        result.checks.append(aged)
     _echo_verify(result, fmt)
     _emit(
         "verify",

@@ -264,6 +264,16 @@ class SudoRule:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupPolicy:
+    """policies.backup: how backups are kept on the controller and how old the newest may be."""
+
+    max_age_hours: int | None = None  # verify fails past it; None: not checked
+    keep: int | None = None  # newest backups kept; None: all
+    schedule: str = "daily"  # systemd OnCalendar= of provision backup --schedule
+    directory: str | None = None  # None: the network's state folder
+
+
+@dataclass(frozen=True, slots=True)
 class Policies:
     password: PasswordPolicy = field(default_factory=PasswordPolicy)
     smb: SmbPolicy = field(default_factory=SmbPolicy)
@@ -272,6 +282,7 @@ class Policies:
     # None: the section is absent and the defaults of provision.policy apply.
     access: tuple[AccessRule, ...] | None = None
     sudo: tuple[SudoRule, ...] | None = None
+    backup: BackupPolicy = field(default_factory=BackupPolicy)
 
 
 @dataclass(frozen=True, slots=True)

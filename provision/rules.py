@@ -27,6 +27,7 @@ from provision.model import (
     STAGE_ROLES,
     TLS_ROLES,
     AccessRule,
+    BackupPolicy,
     Database,
     Domain,
     ExecutionNode,
@@ -765,6 +766,10 @@ def _check_policies(data: Mapping[str, Any], mode: Any, bad: set[str], found: Fo
     if isinstance(min_age, int) and isinstance(max_age, int) and max_age and min_age >= max_age:
         found.error("policies.password.min_age_days", "the minimum password age must be below the maximum age")
     _check_firewall(data, _dict(policies.get("firewall")), bad, found)
+    directory = _dict(policies.get("backup")).get("directory")
+    why = backup_dir_problem(directory) if isinstance(directory, str) else None
+    if why is not None and "policies.backup.directory" not in bad:
+        found.error("policies.backup.directory", why)
     smb = _dict(policies.get("smb"))
     if mode == "domain" and smb.get("signing") == "auto":
         found.error("policies.smb.signing", "a domain always requires SMB signing ('mandatory')")
@@ -1223,6 +1228,28 @@ def _share_path_problem(path: str) -> str | None:
     return None
 
 
+def backup_dir_problem(path: str) -> str | None:
+    """Why ``path`` may not hold backups on the controller (the spec chooses it: never a system
+    directory, so an untrusted spec cannot have provision write into /etc or /usr)."""
+    form = _path_form(path)
+    if form is not None:
+        return form
+    for system in SYSTEM_DIRS:
+        if system == "/var/backups" and path.startswith("/var/backups/"):
+            continue  # a folder of its own under /var/backups is where backups belong
+        if path == system or path.startswith(system + "/") or system.startswith(path + "/"):
+            return f"{clip(path)} is or holds the system directory {system}; use a folder such as /srv/backups"
+    if path in CONTAINER_DIRS:
+        return f"{path} holds other data; use a folder of its own under it (e.g. {path}/backups)"
+    return None
+
+
+def _backup_policy(raw: Mapping[str, Any]) -> BackupPolicy:
+    age = raw.get("max_age")
+    hours = None if age is None else int(age[:-1]) * (24 if age.endswith("d") else 1)
+    return BackupPolicy(hours, raw.get("keep"), raw.get("schedule", "daily"), raw.get("directory"))
+
+
 def _smb_text_problem(value: str) -> str | None:
     """A free-text value written into smb.conf as 'key = value'."""
     if value.endswith("\\"):
@@ -1519,6 +1546,7 @@ def build_network(data: Mapping[str, Any], found: Found, source: str = "", base_
         unattended_upgrades=pol.get("unattended_upgrades", False),
         access=None if pol.get("access") is None else tuple(_access_rule(r) for r in pol["access"]),
         sudo=None if not pol.get("sudo") else tuple(_sudo_rule(r) for r in pol["sudo"]),
+        backup=_backup_policy(pol.get("backup") or {}),
     )
     ro = data.get("rollout", {})
     order = tuple(tuple(Role(r) for r in stage) for stage in _stages(ro.get("order"))) or tuple(

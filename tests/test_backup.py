@@ -87,3 +87,60 @@ def test_retention_keeps_the_newest_complete_backups(tmp_path: Path) -> None:
     assert [p.name for p in removed] == ["labdom-20261201T000000Z"]
     assert [p.name for p in backup.backups(tmp_path, DOMAIN)] == ["labdom-20261202T000000Z", "labdom-20261203T000000Z"]
     assert (tmp_path / "other-20261201T000000Z").exists()
+
+
+def _with_backup_policy(tmp_path: Path, policy: str) -> Path:
+    text = (ROOT / "inventories" / "lab-workgroup.yml").read_text() + f"  backup: {policy}\n"
+    path = tmp_path / "site with space%.yml"
+    path.write_text(text)
+    return path
+
+
+def test_age_check_follows_policies_backup_max_age(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    assert backup.age_check(WORKGROUP, tmp_path) is None  # no max_age: not checked
+    net = spec.load_network(_with_backup_policy(tmp_path, "{max_age: 26h}"))
+    assert net.policies.backup.max_age_hours == 26
+    missing = backup.age_check(net, tmp_path / "none")
+    assert missing is not None and missing.status == "fail" and "no complete backup" in missing.detail
+    folder = tmp_path / "labwg-20261206T100000Z"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{}")
+    (tmp_path / "labwg-20261206T200000Z").mkdir()  # newer but incomplete: does not count
+    fresh = backup.age_check(net, tmp_path, now=datetime(2026, 12, 7, 9, 0, tzinfo=UTC))
+    assert fresh is not None and fresh.status == "pass" and "23.0 h old" in fresh.detail
+    stale = backup.age_check(net, tmp_path, now=datetime(2026, 12, 7, 13, 0, tzinfo=UTC))
+    assert stale is not None and stale.status == "fail" and "27.0 h old" in stale.detail
+    days = spec.load_network(_with_backup_policy(tmp_path, "{max_age: 7d, directory: /srv/backups/x}"))
+    assert days.policies.backup.max_age_hours == 168 and backup.default_dir(days) == Path("/srv/backups/x")
+
+
+def test_scheduled_units_pass_systemd_analyze(tmp_path: Path) -> None:
+    import shutil
+
+    from provision import schedule
+
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed here")
+    spec_path = _with_backup_policy(tmp_path, '{schedule: "*-*-* 02:30:00", keep: 7}')
+    net = spec.load_network(spec_path)
+    written = schedule.write(net, spec_path, tmp_path / "kept $HOME", net.policies.backup.keep, tmp_path / "units")
+    assert [p.name for p in written] == ["provision-backup-labwg.service", "provision-backup-labwg.timer"]
+    service, timer = (p.read_text() for p in written)
+    assert "OnCalendar=*-*-* 02:30:00" in timer and "Persistent=true" in timer
+    # The spec's path keeps its space and % (systemd quoting), the folder's $ is not expanded.
+    assert '"backup" "' + str(spec_path).replace("%", "%%") + '"' in service
+    assert "kept $$HOME" in service and '"--keep" "7"' in service
+    bad = spec.load_network(_with_backup_policy(tmp_path, '{schedule: "Mon..Fri 25:00"}'))
+    with pytest.raises(schedule.ScheduleError, match="not a systemd calendar"):
+        schedule.write(bad, spec_path, tmp_path, None, tmp_path / "units2")
+    assert not (tmp_path / "units2").exists() or not any((tmp_path / "units2").iterdir())
+
+
+def test_a_backup_policy_change_is_in_the_plan(tmp_path: Path) -> None:
+    from provision import changes
+
+    after = spec.load_network(_with_backup_policy(tmp_path, "{max_age: 26h, keep: 3}"))
+    found = [(c.action, c.kind, c.name) for c in changes.diff(WORKGROUP, after)]
+    assert found and all(kind == "policy" for _, kind, _ in found), found

@@ -352,7 +352,7 @@ def test_nothing_recorded_means_everything_is_an_addition() -> None:
         "connection": 1,
         "domain": 1,
         "rollout": 1,
-        "policy": 6,
+        "policy": 7,
         "group": 2,
         "user": 2,
         "mailbox": 2,

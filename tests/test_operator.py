@@ -273,3 +273,9 @@ def test_wait_lock_waits_for_the_other_run(own_state: Path) -> None:
     holder.join()
     assert code == 0, out + err
     assert time.monotonic() - start >= 2.0  # it waited for the other run, then ran
+
+
+def test_backup_of_hosts_without_data_is_refused_before_any_contact(own_state: Path) -> None:
+    code, out, err = run("backup", str(DOMAIN), "--limit", "role:workstation")  # the anchor is not contacted
+    assert code == 4, out + err
+    assert "workstations need no backup" in err
