@@ -12,10 +12,11 @@ from pathlib import Path
 from provision.model import Network
 
 
-def state_dir(network: Network) -> Path:
-    """Where the last run of a network is remembered (for --retry-failed)."""
+def state_dir(network: Network | str) -> Path:
+    """What this controller keeps of a network (by its name): the last run's failures, the
+    record of the last apply, the run lock, the network CA, backups by default."""
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "provision" / network.name
+    return base / "provision" / (network if isinstance(network, str) else network.name)
 
 
 def tls_dir(network: Network) -> Path:

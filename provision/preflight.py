@@ -22,7 +22,7 @@ import paramiko
 
 from provision import requirements
 from provision.inventory import known_hosts_file
-from provision.model import Host, HostConnection, Network, Role
+from provision.model import Host, HostConnection, Network, Role, Ssh
 from provision.requirements import MEMORY_TOLERANCE, HostRequirements, Need
 from provision.results import Check
 
@@ -155,6 +155,33 @@ def host_label(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
+def _login(network: Network, connection: HostConnection | None) -> Ssh:
+    """The spec's ssh settings, or a Vagrant machine's own port, user and key."""
+    if connection is None:
+        return network.ssh
+    return replace(network.ssh, user=connection.user, port=connection.port, identity_file=connection.identity_file)
+
+
+def _connect(
+    client: paramiko.SSHClient, ssh: Ssh, address: str, connection: HostConnection | None, timeout: float
+) -> None:
+    """Log ``client`` in as ``ssh`` says (through the connection's ProxyCommand, if any)."""
+    key_file = ssh.identity_file
+    proxy = connection.proxy_for_paramiko() if connection is not None else None
+    client.connect(
+        address,
+        port=ssh.port,
+        username=ssh.user,
+        key_filename=key_file,
+        timeout=timeout,
+        banner_timeout=timeout,
+        auth_timeout=timeout,
+        allow_agent=key_file is None,
+        look_for_keys=key_file is None,
+        sock=paramiko.ProxyCommand(proxy) if proxy else None,
+    )
+
+
 def session(
     network: Network,
     report: HostReport,
@@ -168,31 +195,16 @@ def session(
     The connection checks (reachable, host key, auth) go into ``report``; returns each
     script's output and the clock reading's midpoint, or None when no session was made.
     """
-    ssh = network.ssh
-    if connection is not None:  # a Vagrant machine: its own port, user, key, maybe a proxy
-        ssh = replace(ssh, user=connection.user, port=connection.port, identity_file=connection.identity_file)
+    ssh = _login(network, connection)
+    address = connection.address if connection is not None else report.address
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(known.policy())
     with known.lock:
         for name, keys in known.keys.items():
             for ktype, key in keys.items():
                 client.get_host_keys().add(name, ktype, key)
-    key_file = ssh.identity_file
-    address = connection.address if connection is not None else report.address
-    proxy = connection.proxy_for_paramiko() if connection is not None else None
     try:
-        client.connect(
-            address,
-            port=ssh.port,
-            username=ssh.user,
-            key_filename=key_file,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-            allow_agent=key_file is None,
-            look_for_keys=key_file is None,
-            sock=paramiko.ProxyCommand(proxy) if proxy else None,
-        )
+        _connect(client, ssh, address, connection, timeout)
     except _UnknownKey as exc:
         report.add("reachable", "pass")
         report.add("host key", "fail", f"{exc}; verify it, then rerun with --accept-new-host-keys")
@@ -238,29 +250,12 @@ def open_client(
     network: Network, address: str, connection: HostConnection | None = None, timeout: float = 15.0
 ) -> paramiko.SSHClient:
     """An SSH client to a machine preflight has accepted: its key must be in known_hosts already."""
-    ssh = network.ssh
-    if connection is not None:
-        ssh = replace(ssh, user=connection.user, port=connection.port, identity_file=connection.identity_file)
-        address = connection.address
-    proxy = connection.proxy_for_paramiko() if connection is not None else None
     client = paramiko.SSHClient()
     path = known_hosts_path(network)
     if path.exists():
         client.load_host_keys(str(path))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    key_file = ssh.identity_file
-    client.connect(
-        address,
-        port=ssh.port,
-        username=ssh.user,
-        key_filename=key_file,
-        timeout=timeout,
-        banner_timeout=timeout,
-        auth_timeout=timeout,
-        allow_agent=key_file is None,
-        look_for_keys=key_file is None,
-        sock=paramiko.ProxyCommand(proxy) if proxy else None,
-    )
+    _connect(client, _login(network, connection), connection.address if connection else address, connection, timeout)
     return client
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from provision import paths
 from provision.errors import ProvisionError
-from provision.model import Host, Mode, Network, SecretRef
+from provision.model import Host, Network, SecretRef
 
 FORMAT = "provision-applied"
 VERSION = 1
@@ -57,11 +57,8 @@ class StateError(ProvisionError):
 
 def path_for(network: Network | str) -> Path:
     """Where the last applied model of a network is kept."""
-    if isinstance(network, str):
-        if not _NAME.match(network):
-            raise StateError(f"'{network}' is not a network name")
-        # state_dir reads only the name; one definition of the folder, in paths.
-        network = Network(name=network, mode=Mode.WORKGROUP, subnets=(), hosts=())
+    if isinstance(network, str) and not _NAME.match(network):
+        raise StateError(f"'{network}' is not a network name")
     return paths.state_dir(network) / FILE_NAME
 
 
