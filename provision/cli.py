@@ -675,12 +675,16 @@ def _confirm_removals(network: Network, yes: bool, fmt: str) -> None:
     if not removals:
         return
     _out(fmt, report.changes_text(found, network.name, state.recorded_at(network)))
+    _confirm(f"this apply removes {len(removals)} object(s) the last apply made (listed above)", "Apply?", yes)
+
+
+def _confirm(what: str, question: str, yes: bool) -> None:
+    """Go on only with --yes or a "yes" typed at a terminal (NotConfirmed otherwise)."""
     if yes:
         return
-    what = f"this apply removes {len(removals)} object(s) the last apply made (listed above)"
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise NotConfirmed(f"{what}; no terminal to ask: rerun with --yes to apply them (nothing was changed)")
-    if not click.confirm(f"{what}. Apply?", default=False, err=True):
+        raise NotConfirmed(f"{what}; no terminal to ask: rerun with --yes to go ahead (nothing was changed)")
+    if not click.confirm(f"{what}. {question}", default=False, err=True):
         raise NotConfirmed("not confirmed; nothing was changed")
 
 
@@ -1038,6 +1042,96 @@ def backup_cmd(
         _out(fmt, f"removed older backup {old} (--keep {keep})")
     _emit("backup", made.to_dict(), fmt, report_json, junit, lambda: report.run_junit(made.run, "provision backup"))
     made.run.raise_for_status()
+
+
+@cli.command(
+    name="restore",
+    epilog=example(
+        "provision restore site.yml --from ~/.local/state/provision/office/backups/office-20261206T030000Z",
+        "provision restore site.yml --from /srv/backups/provision/office-20261206T030000Z --plan-only",
+    ),
+)
+@spec_argument
+@connection_options
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The backup folder (NETWORK-YYYYMMDDTHHMMSSZ, with its manifest.json) to restore from.",
+)
+@click.option("--plan-only", is_flag=True, help="Look at the hosts and show what would happen on each; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before a restore that rolls the directory back.")
+@click.option(
+    "--accept-new-host-keys",
+    is_flag=True,
+    help="Trust and record keys of hosts not yet in known_hosts (a rebuilt host's changed key still fails).",
+)
+@lock_options
+@report_options
+def restore_cmd(
+    spec_path: Path,
+    source: Path,
+    plan_only: bool,
+    yes: bool,
+    accept_new_host_keys: bool,
+    wait_lock: float,
+    force_unlock: bool,
+    no_anchor_lock: bool,
+    report_json: Path | None,
+    junit: Path | None,
+    fmt: str,
+) -> None:
+    """Recover what was lost from a backup, as the topology says: a lost DC is removed from a surviving
+    DC's directory and joins again (no rollback); only when every DC is lost is the domain restored
+    onto the first DC, and the others join it. Lost file, mail and database servers and peers get
+    their join state, password database, shares (owners, POSIX and NT ACLs), mailboxes and databases
+    back; workstations keep working. Then the spec is applied. The backup is checked against its
+    manifest before any host is contacted; hosts that still hold their data are left as they are."""
+    from provision import report, restore, runner, secrets, state
+    from provision.errors import PreflightError
+
+    network = _load(spec_path)
+    found = restore.open_backup(network, source)
+    secrets.require_references(network, users=runner.needs_user_passwords("site.yml", network.hosts))
+    pre = _preflight(network, list(network.hosts), accept_new_host_keys, fmt)
+    if not pre.ok:
+        raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")
+    with _locked(network, wait_lock, force_unlock, anchor=not no_anchor_lock):
+        states = restore.probe(network, restore.hosts_to_probe(network, found))
+        plan = restore.decide(network, found, states)
+        _out(fmt, restore.plan_text(found, plan))
+        if plan_only or not plan.anything:
+            if not plan.anything:
+                _out(fmt, "nothing was lost: nothing to restore")
+            _emit("restore", restore.RestoreResult(plan).to_dict(), fmt, report_json, None, lambda: None)
+            return
+        if plan.rolls_back:
+            _confirm(
+                "every DC is lost: the directory goes back to the backup's time (changes made since are lost)",
+                "Restore?",
+                yes,
+            )
+        live = _LiveProgress()
+        try:
+            result = restore.run(network, plan, progress=live)
+        finally:
+            live.close()
+        if result.ok:
+            state.record(network)
+    for phase, run in result.runs.items():
+        _out(fmt, f"{phase}: {report.run_summary(run)}")
+    _out(fmt, f"restore: {'done' if result.ok else 'FAILED'} in {result.seconds:.0f} s")
+    applied = result.runs.get("apply")
+    _emit(
+        "restore",
+        result.to_dict(),
+        fmt,
+        report_json,
+        junit,
+        lambda: report.run_junit(applied or next(iter(result.runs.values())), "provision restore"),
+    )
+    result.raise_for_status()
 
 
 @cli.command(

@@ -135,6 +135,19 @@ def down(destroy: bool) -> None:
     click.echo("lab destroyed" if destroy else "lab stopped")
 
 
+@lab.command(epilog="\b\nExamples:\n  provision lab wipe dc1 dc2 fs1\n  provision lab up lab-domain.yml")
+@click.argument("hosts", nargs=-1, required=True)
+def wipe(hosts: tuple[str, ...]) -> None:
+    """Power HOSTS off and delete their disks and host keys, as if the machines had been replaced:
+    'provision lab up SPEC' then boots them fresh (for restore drills)."""
+    from provision import lab as lablib
+
+    killed = lablib.wipe(list(hosts), progress=_progress)
+    if killed:
+        click.echo(f"killed (did not power off in time): {', '.join(killed)}")
+    click.echo(f"wiped {', '.join(hosts)}")
+
+
 @lab.command(
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
     epilog="\b\nExamples:\n  provision lab ssh dc1\n  provision lab ssh ws1 wbinfo -u",

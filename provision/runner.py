@@ -161,13 +161,18 @@ class Events:
             self.play_ok.add(host)
 
 
+# What Ansible says of a loop task when any item failed.
+LOOP_FAILED = "One or more items failed"
+
+
 def _message(res: dict[str, Any]) -> str:
     if res.get("censored"):
         return str(res["censored"])
     msg = res.get("msg") or res.get("stderr") or res.get("reason") or ""
-    if not msg and res.get("results"):
-        msgs = [r.get("msg", "") for r in res["results"] if isinstance(r, dict) and r.get("failed")]
-        msg = "; ".join(m for m in msgs if m)
+    if res.get("results") and (not msg or msg == LOOP_FAILED):
+        # A loop: what each failed item said, not Ansible's summary of them.
+        msgs = [_message(r) for r in res["results"] if isinstance(r, dict) and r.get("failed")]
+        msg = "; ".join(m for m in msgs if m) or msg
     return str(msg).strip()[:2000]
 
 

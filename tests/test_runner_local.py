@@ -88,3 +88,17 @@ def test_missing_secret_is_a_clear_error(network, monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("LAB_BOB_PW")
     with pytest.raises(SecretError, match="LAB_BOB_PW is not set"):
         runner.run(network, runner.RunOptions(playbook="smoke.yml", extra_vars=_local(tmp_path)))
+
+
+def test_a_failed_loop_is_reported_with_what_its_items_said() -> None:
+    """Ansible's "One or more items failed" says nothing: the report names each item's failure."""
+    from provision.runner import LOOP_FAILED, _message
+
+    res = {"msg": LOOP_FAILED, "results": [
+        {"failed": False, "msg": "fine"},
+        {"failed": True, "msg": "DC1 is this DC itself"},
+        {"failed": True, "censored": "the output has been hidden"},
+    ]}
+    assert _message(res) == "DC1 is this DC itself; the output has been hidden"
+    assert _message({"msg": LOOP_FAILED, "results": [{"failed": True}]}) == LOOP_FAILED
+    assert _message({"msg": "plain"}) == "plain"

@@ -54,3 +54,38 @@ def current(path: str) -> tuple[bytes | None, os.stat_result | None]:
         raise Refused(f"{path} exists and is not a regular file")
     with open(path, "rb") as fh:
         return fh.read(), st
+
+
+def move_aside(path: str, to: str) -> None:
+    """Move ``path`` to ``to`` (which must not exist), keeping everything it holds.
+
+    A rename where one is possible. Across filesystems, and on overlayfs for a directory of
+    the lower layer (a container's image: rename answers EXDEV), ``cp -a`` copies it with
+    owners, modes, ACLs and every extended attribute, and only then is the original removed.
+    """
+    import errno
+    import shutil
+    import subprocess
+
+    if os.path.lexists(to):
+        raise Refused(f"{to} exists: {path} is not moved over it")
+    try:
+        os.rename(path, to)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    proc = subprocess.run(
+        ["cp", "-a", "--no-target-directory", "--", path, to],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"},
+    )
+    if proc.returncode != 0:
+        shutil.rmtree(to, ignore_errors=True)
+        raise Refused(f"cannot move {path} to {to}: {proc.stderr.strip()[-300:]}")
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)

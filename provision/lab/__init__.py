@@ -6,7 +6,7 @@ are raised as ``provision.errors.LabError``.
 
 from __future__ import annotations
 
-from .core import HostStatus, LabStatus, down, ssh_argv, status, up
+from .core import HostStatus, LabStatus, down, ssh_argv, status, up, wipe
 from .paths import BRIDGE, BRIDGE_ADDR, IDENTITY_FILE, KNOWN_HOSTS, LAB_NET
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "ssh_argv",
     "status",
     "up",
+    "wipe",
 ]

@@ -427,6 +427,27 @@ def down(destroy: bool = False, progress: Progress = quiet) -> list[str]:
         return killed
 
 
+def wipe(names: Sequence[str], progress: Progress = quiet) -> list[str]:
+    """Stop these hosts and delete their disks and host keys, as if each machine had been replaced by
+    a new one (a restore drill): the next ``lab up`` boots them fresh from the image, with new host
+    keys in the lab's known_hosts. Returns the names that had to be killed."""
+    _require_root()
+    with file_lock(LOCK_FILE):
+        st = state.load()
+        known = _known_names(st)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise LabError(f"no lab host named {', '.join(unknown)} (hosts: {', '.join(sorted(known)) or 'none'})")
+        hosts = [_as_lab_host(n, st) for n in names]
+        progress(f"wiping {len(hosts)} host(s): {', '.join(names)}")
+        killed = container.stop(hosts)
+        for host in hosts:
+            container.destroy_files(host.dir)
+            st.hosts.pop(host.name, None)
+        state.save(st)
+        return killed
+
+
 def ssh_argv(name: str, command: Sequence[str] = ()) -> list[str]:
     """The ssh command line that logs into lab host ``name`` as root."""
     st = state.load()

@@ -972,6 +972,127 @@ def test_a_user_added_to_a_granted_group_gets_access_on_the_next_apply(domain, t
     assert proc.returncode == 0 and proc.stdout.strip() == "1", proc.stdout + proc.stderr
 
 
+# --------------------------------------------------------------------------- restore drills
+
+HAND_PW = "Hand-Set-Bob-2026!"  # bob's password set by hand on a DC, after the spec's
+
+
+def _kinit(address: str, user: str, pw: str) -> subprocess.CompletedProcess[str]:
+    cc = f"FILE:/tmp/krb5cc_drill_{user}"
+    return run(address, f"KRB5CCNAME={cc} kinit {user}@{REALM} >/dev/null && KRB5CCNAME={cc} klist; kdestroy -c {cc}",
+               stdin=pw + "\n")
+
+
+DRILL_FILE = "/srv/projects/drill.txt"
+# Owner, POSIX ACL, the NT ACL as Samba reads it and the raw security.NTACL bytes.
+FILE_STATE = (f"stat -c %u:%g {DRILL_FILE}; getfacl -cpn {DRILL_FILE}; samba-tool ntacl get --as-sddl {DRILL_FILE}; "
+              f"getfattr --absolute-names --only-values -n security.NTACL {DRILL_FILE} | sha256sum")
+# The members' proof that their join holds, each with the tool of its client.
+MEMBER_JOIN = {"fs1": "wbinfo -t", "mx1": "wbinfo -t", "db1": "wbinfo -t", "ws1": "adcli testjoin", "ws2": "wbinfo -t"}
+
+
+def _joins_hold(domain) -> None:
+    for name, check in MEMBER_JOIN.items():
+        out = run(domain["hosts"][name], check)
+        assert out.returncode == 0, (name, out.stdout + out.stderr)
+
+
+def test_restore_drill_every_dc_and_the_file_server_lost(domain, lab_factory, network, tmp_path):
+    """The issue's drill: a file alice wrote and a password set by hand, backed up; both DCs and the
+    file server replaced by empty machines; provision restore brings the domain back onto dc1 from the
+    backup (dc2 joins it) and fs1's join state and shares, without rejoining a workstation: kinit with
+    the hand-set password, the file with the same owner, POSIX ACL and NT ACL, every member's join
+    and provision verify all hold."""
+    hosts = domain["hosts"]
+    put = _smb(domain, "alice", "projects", f"put /etc/hostname {Path(DRILL_FILE).name}")
+    assert put.returncode == 0, put.stdout + put.stderr
+    before = run(hosts["fs1"], FILE_STATE)
+    assert before.returncode == 0 and "O:" in before.stdout, before.stdout + before.stderr
+    hand = run(DCS["dc1"], 'samba-tool user setpassword bob --newpassword="$(cat)"', stdin=HAND_PW)
+    assert hand.returncode == 0, hand.stdout + hand.stderr
+    keytabs = {ws: run(hosts[ws], "sha256sum /etc/krb5.keytab").stdout for ws in DOMAIN_WS}
+    out = tmp_path / "backups"
+    proc, seconds = provision("backup", str(SPEC), "-o", str(out), "--report-json", str(tmp_path / "backup.json"))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    folder = Path(report(tmp_path / "backup.json")["folder"])
+    TIMES["drill: backup"] = seconds
+
+    # Both DCs and the file server are lost: new, empty machines under the same names and addresses.
+    proc, _ = provision("lab", "wipe", "dc1", "dc2", "fs1", secrets=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lab_factory(network.hosts)
+    for name in ("dc1", "dc2", "fs1"):
+        assert run(hosts[name], "test -e /var/lib/samba/private/secrets.tdb").returncode != 0, name
+
+    plan_path = tmp_path / "plan.json"
+    proc, _ = provision("restore", str(SPEC), "--from", str(folder), "--plan-only", "--report-json", str(plan_path))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    steps = {s["host"]: s for s in report(plan_path)["steps"]}
+    assert "restored from the backup" in steps["dc1"]["action"] and "joins dc1" in steps["dc2"]["action"]
+    assert steps["fs1"]["state"] == "lost" and steps["ws1"]["action"].startswith("untouched")
+    assert steps["mx1"]["action"] == "untouched", steps["mx1"]
+
+    rep_path = tmp_path / "restore.json"
+    proc, seconds = provision("restore", str(SPEC), "--from", str(folder), "--yes", "--report-json", str(rep_path),
+                              timeout=2400)
+    TIMES["drill: restore (2 DCs + file server lost)"] = seconds
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-8000:]
+    assert set(report(rep_path)["runs"]) == {"files", "apply"}
+
+    # Every user signs on: the spec's password for alice, bob's hand-set one (the directory came back).
+    assert _kinit(hosts["ws1"], "alice", _secrets()["LAB_ALICE_PW"]).returncode == 0
+    bob = _kinit(hosts["ws2"], "bob", HAND_PW)
+    assert bob.returncode == 0 and f"bob@{REALM}" in bob.stdout, bob.stdout + bob.stderr
+    after = run(hosts["fs1"], FILE_STATE)
+    assert after.returncode == 0 and after.stdout == before.stdout, (before.stdout, after.stdout)
+    read = _smb(domain, "alice", "projects", f"get {Path(DRILL_FILE).name} /dev/null")
+    assert read.returncode == 0, read.stdout + read.stderr
+    _joins_hold(domain)
+    # The workstations were not joined again: their keytabs are the ones from before.
+    assert {ws: run(hosts[ws], "sha256sum /etc/krb5.keytab").stdout for ws in DOMAIN_WS} == keytabs
+    proc, _ = provision("verify", str(SPEC))
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
+    domain["drill_backup"] = folder
+
+
+def test_restore_drill_one_dc_lost_rejoins_without_rollback(domain, lab_factory, network, tmp_path):
+    """dc1 alone is lost: restore removes it from dc2's directory and joins it again from dc2 (no
+    rollback: a password changed after the backup still works); replication is healthy both ways."""
+    folder = domain.get("drill_backup")
+    if folder is None:
+        pytest.skip("needs the backup of the previous drill")
+    changed = run(DCS["dc2"], 'samba-tool user setpassword bob --newpassword="$(cat)"', stdin=HAND_PW + "2")
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    proc, _ = provision("lab", "wipe", "dc1", secrets=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lab_factory(network.hosts)
+    # A plain apply would provision a second, empty domain on the new dc1: it stops instead.
+    proc, _ = provision("apply", str(SPEC))
+    assert proc.returncode == 4, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "dc2 already hold(s) AD.LAB.TEST" in proc.stdout + proc.stderr, proc.stdout[-4000:]
+    assert run(DCS["dc1"], "test -e /var/lib/samba/private/sam.ldb").returncode != 0
+    rep_path = tmp_path / "restore.json"
+    proc, seconds = provision("restore", str(SPEC), "--from", str(folder), "--yes", "--report-json", str(rep_path),
+                              timeout=2400)
+    TIMES["drill: restore (dc1 lost)"] = seconds
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-8000:]
+    steps = {s["host"]: s for s in report(rep_path)["steps"]}
+    assert "joins it again" in steps["dc1"]["action"] and "removes dc1" in steps["dc2"]["action"], steps
+    assert report(rep_path)["join_source"] == "dc2"
+    bob = _kinit(domain["hosts"]["ws1"], "bob", HAND_PW + "2")
+    assert bob.returncode == 0, bob.stdout + bob.stderr
+    # dc2 seized dc1's FSMO roles when dc1 was removed; the apply gave them back to dc1.
+    roles = run(DCS["dc1"], "samba-tool fsmo show").stdout
+    owners = [line for line in roles.splitlines() if " owner: " in line]
+    assert len(owners) == 7 and all(",CN=DC1,CN=Servers," in line for line in owners), roles
+    test_both_dcs_replicate(domain)
+    _joins_hold(domain)
+    rep2 = tmp_path / "again.json"
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(rep2))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert changed_hosts(report(rep2)) == {}
+
+
 # --------------------------------------------------------------------------- joins repaired, left, removed
 
 
