@@ -447,6 +447,132 @@ def init(mode: str, output: Path | None, force: bool) -> None:
     click.echo(f"wrote {output}; edit it, then run: provision validate {output}")
 
 
+def _new_hosts(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """--dc and --file-server: NAME=ADDRESS, strictly (the spec's rules judge the name and address)."""
+    from provision import grow
+
+    try:
+        if isinstance(value, tuple):
+            return tuple(grow.parse_new_host(v) for v in value)
+        return None if value is None else grow.parse_new_host(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+@cli.command(
+    name="grow",
+    epilog=example(
+        "provision grow office.yml --to domain --realm AD.OFFICE.TEST --dc dc1=10.20.0.2 --dc dc2=10.20.0.3 "
+        "-o office-domain.yml",
+        "provision grow office.yml --to domain --realm AD.OFFICE.TEST --dc dc1=10.20.0.2 --dc dc2=10.20.0.3 "
+        "--file-server fs1=10.20.0.5 --client winbind -o office-domain.yml",
+    ),
+)
+@spec_argument
+@click.option("--to", "to", type=click.Choice(["domain"]), required=True, help="What the workgroup grows into.")
+@click.option(
+    "--realm", metavar="REALM", required=True, help="The domain's Kerberos realm (upper case), e.g. AD.OFFICE.TEST."
+)
+@click.option(
+    "--dc",
+    "dcs",
+    metavar="NAME=ADDRESS",
+    multiple=True,
+    required=True,
+    callback=_new_hosts,
+    help="A new domain controller (repeat it: two are recommended); the first provisions the domain.",
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="NEW-SPEC",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the domain spec here (refused when the file exists, unless --force).",
+)
+@click.option(
+    "--netbios",
+    metavar="NAME",
+    help="The domain's NetBIOS name (default: the workgroup's name, so users keep seeing it).",
+)
+@click.option(
+    "--admin-password-env",
+    metavar="VAR",
+    help="Environment variable holding the domain Administrator password (default: DOMAIN_ADMIN_PASSWORD).",
+)
+@click.option(
+    "--admin-password-file",
+    metavar="PATH",
+    help="File holding the domain Administrator password, as the spec names it (relative: to the new spec's folder).",
+)
+@click.option(
+    "--client",
+    type=click.Choice(["sssd", "winbind"]),
+    default="sssd",
+    show_default=True,
+    help="How the workstations the peers become sign users on.",
+)
+@click.option(
+    "--file-server",
+    metavar="NAME=ADDRESS",
+    callback=_new_hosts,
+    help="A new file server that takes every peer's shares, printers and home shares (the same names and "
+    "paths); every peer becomes a workstation. Default: a peer that serves something becomes a file server.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing NEW-SPEC.")
+@format_option
+def grow_cmd(
+    spec_path: Path,
+    to: str,
+    realm: str,
+    dcs: tuple[Any, ...],
+    output: Path,
+    netbios: str | None,
+    admin_password_env: str | None,
+    admin_password_file: str | None,
+    client: str,
+    file_server: Any,
+    force: bool,
+    fmt: str,
+) -> None:
+    """Write a domain spec grown from the workgroup SPEC: the same users and groups (now in the
+    directory), the --dc hosts as new domain controllers, the peers as workstations, and their
+    shares on file servers (the peers that serve them, or --file-server). Every choice is printed;
+    nothing is written unless the new spec validates. No host is contacted. The migration itself
+    (provision apply NEW-SPEC --from-workgroup SPEC) is not built yet."""
+    from provision import grow, report
+
+    if admin_password_env and admin_password_file:
+        raise click.UsageError("give --admin-password-env or --admin-password-file, not both")
+    ref = (
+        {"file": admin_password_file}
+        if admin_password_file
+        else {"env": admin_password_env or grow.DEFAULT_ADMIN_PASSWORD_ENV}
+    )
+    options = grow.Options(
+        realm=realm,
+        dcs=dcs,
+        netbios=netbios,
+        admin_password=ref,
+        client=client,
+        file_server=file_server,
+    )
+    grown = grow.grow(spec_path, output, options, force=force)
+    for choice in grown.choices:
+        _out(fmt, choice.line())
+    for p in grown.warnings:
+        _out(fmt, _problem_line(str(output), p))
+    grow.write(grown, force=force)
+    if fmt == "json":
+        click.echo(report.dumps("grow", grown.to_dict()))
+    _out(fmt, f"wrote {output}: {grown.summary()}")
+    _out(
+        fmt,
+        f"next: provision plan {output}; the migration (provision apply {output} --from-workgroup {spec_path}) "
+        "is not built yet",
+    )
+
+
 @cli.command(
     name="inventory",
     epilog=example("provision inventory site.yml -o inv/", "provision inventory site.yml --limit 'role:file_server'"),

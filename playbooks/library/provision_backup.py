@@ -162,46 +162,23 @@ item:
 
 import contextlib  # noqa: E402
 import glob  # noqa: E402
-import hashlib  # noqa: E402
 import os  # noqa: E402
-import pwd  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
 import stat  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from typing import Any, NamedTuple  # noqa: E402
 
+from ansible.module_utils import provision_archive  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.provision_archive import PG_USER, Failed, absolute, inside, need, tail  # noqa: E402
 from ansible.module_utils.provision_commands import ENV  # noqa: E402
 
-NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
-# The database names provision_pg_access accepts: never a conninfo string (no '=', no ':') nor an option.
-DATABASE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
 SUFFIX = {"tar": ".tar.gz", "samba_domain": ".tar.bz2", "pg_dump": ".dump", "pg_globals": ".sql"}
-PG_KINDS = frozenset({"pg_dump", "pg_globals"})
-# Options that only some kinds take; given to another kind they are refused, not ignored.
-ONLY = {
-    "paths": frozenset({"tar"}),
-    "exclude": frozenset({"tar"}),
-    "missing_ok": frozenset({"tar"}),
-    "database": frozenset({"pg_dump"}),
-    "cluster_port": PG_KINDS,
-    "socket_dir": PG_KINDS,
-}
+ONLY = provision_archive.only(("paths", "exclude", "missing_ok"))
 # Everything Samba keeps outside the file's bytes: owners by number, POSIX ACLs, every xattr
 # (security.NTACL, user.DOSATTRIB, user.DosStream.*); POSIX format, the one that holds them.
 TAR_OPTIONS = ("--format=posix", "--acls", "--xattrs", "--xattrs-include=*", "--numeric-owner", "--sparse")
-PG_USER = "postgres"
-CHUNK = 1 << 20
-
-
-class Failed(Exception):
-    """The request or one item cannot be carried out; ``item`` names the item when there is one."""
-
-    def __init__(self, message: str, item: str | None = None) -> None:
-        super().__init__(message)
-        self.item = item
 
 
 class Item(NamedTuple):
@@ -216,18 +193,6 @@ class Item(NamedTuple):
     database: str = ""
     port: int = 5432
     socket_dir: str = "/var/run/postgresql"
-
-
-def absolute(path: Any) -> bool:
-    """Whether ``path`` is an absolute, normalized path (what tar stores must be predictable)."""
-    return (
-        isinstance(path, str) and path.startswith("/") and not path.startswith("//") and os.path.normpath(path) == path
-    )
-
-
-def inside(path: str, top: str) -> bool:
-    """Whether ``path`` is ``top`` or lies below it (both normalized)."""
-    return path == top or top == "/" or path.startswith(top + "/")
 
 
 def covered(path: str, top: str) -> bool:
@@ -275,19 +240,10 @@ def tar_argv(tar: str, out: str, item: Item, dest: str) -> list[str]:
 
 def pg_argv(runuser: str, tool: str, item: Item) -> list[str]:
     """pg_dump or pg_dumpall as the postgres user over the local socket; never prompts."""
-    argv = [runuser, "-u", PG_USER, "--", tool, f"--host={item.socket_dir}", f"--port={item.port}"]
-    argv += [f"--username={PG_USER}", "--no-password"]
+    argv = provision_archive.pg_command(runuser, tool, item.socket_dir, item.port)
     if item.kind == "pg_dump":
         return [*argv, "--format=custom", f"--dbname={item.database}"]
     return [*argv, "--globals-only"]
-
-
-def need(module: AnsibleModule, tool: str, item: str, why: str) -> str:
-    """The path of ``tool``, or a failure that names the item and says why it is needed."""
-    path = module.get_bin_path(tool)
-    if not path:
-        raise Failed(f"item {item}: {tool} is not installed on this host ({why})", item)
-    return str(path)
 
 
 def plan(module: AnsibleModule, dest: str, raw: list[dict[str, Any]]) -> list[Item]:
@@ -295,17 +251,8 @@ def plan(module: AnsibleModule, dest: str, raw: list[dict[str, Any]]) -> list[It
     items: list[Item] = []
     seen: set[str] = set()
     for spec in raw:
-        name, kind = spec["name"], spec["kind"]
-        if not NAME.fullmatch(name):
-            raise Failed(f"item name {name!r} is not [a-z0-9][a-z0-9._-]*")
-        if name in seen:
-            raise Failed(f"item {name} is listed twice", name)
-        seen.add(name)
-        for option, kinds in ONLY.items():
-            if spec.get(option) is not None and kind not in kinds:
-                raise Failed(f"item {name}: {option} does not apply to kind {kind}", name)
+        name, kind = provision_archive.check_item(spec, seen, ONLY)
         file = os.path.join(dest, name + SUFFIX[kind])
-        port = 5432 if spec.get("cluster_port") is None else spec["cluster_port"]
         if kind == "tar":
             items.append(tar_item(name, file, dest, spec))
             need(module, "tar", name, "kind tar archives with GNU tar")
@@ -316,28 +263,13 @@ def plan(module: AnsibleModule, dest: str, raw: list[dict[str, Any]]) -> list[It
                 Item(name, kind, file, ("the AD domain's databases, secrets, sysvol and Samba configuration",))
             )
         else:
-            if not 0 < port < 65536:
-                raise Failed(f"item {name}: cluster_port {port} is not a port", name)
-            socket_dir = spec.get("socket_dir") or "/var/run/postgresql"
-            if not absolute(socket_dir):
-                raise Failed(f"item {name}: socket_dir {socket_dir!r} is not an absolute, normalized path", name)
+            port, socket_dir = provision_archive.pg_socket(name, spec)
             tool = "pg_dump" if kind == "pg_dump" else "pg_dumpall"
             need(module, "runuser", name, f"{tool} runs as the {PG_USER} user")
             need(module, tool, name, f"kind {kind} runs it")
-            try:
-                pwd.getpwnam(PG_USER)
-            except KeyError:
-                raise Failed(f"item {name}: there is no {PG_USER} user on this host", name) from None
+            provision_archive.pg_user(name)
             if kind == "pg_dump":
-                database = spec.get("database")
-                if not database:
-                    raise Failed(f"item {name}: kind pg_dump needs database", name)
-                if not DATABASE.fullmatch(database):
-                    raise Failed(
-                        f"item {name}: database name {database!r} is not 1 to 63 ASCII letters, digits, "
-                        "'_', '.' or '-' starting with a letter, a digit or '_'",
-                        name,
-                    )
+                database = provision_archive.pg_database(name, spec)
                 holds = (f"PostgreSQL database {database} (port {port})",)
             else:
                 database = ""
@@ -396,10 +328,6 @@ def new_file(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
-def tail(text: str) -> str:
-    return text.strip()[-1500:]
-
-
 def make_tar(module: AnsibleModule, item: Item, dest: str) -> None:
     os.close(new_file(item.file))
     rc, out, err = module.run_command(
@@ -450,9 +378,7 @@ def make_pg(module: AnsibleModule, item: Item) -> None:
     database in memory. The tool runs as postgres, which cannot open files in dest itself."""
     tool = "pg_dump" if item.kind == "pg_dump" else "pg_dumpall"
     argv = pg_argv(need(module, "runuser", item.name, tool), need(module, tool, item.name, tool), item)
-    # Only the command line says where to connect: no PGHOST, PGSERVICE, PGOPTIONS of the caller's.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(ENV)
+    env = provision_archive.tool_env(ENV)
     with os.fdopen(new_file(item.file), "wb") as fh:
         proc = subprocess.run(
             argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.PIPE, env=env, cwd="/", check=False
@@ -466,13 +392,12 @@ def make_pg(module: AnsibleModule, item: Item) -> None:
 
 def digest(path: str) -> tuple[int, str]:
     """Size and hex SHA-256 of a file."""
-    sha = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-    return size, sha.hexdigest()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size_and_sha: tuple[int, str] = provision_archive.checksum(fd)
+    finally:
+        os.close(fd)
+    return size_and_sha
 
 
 def remove(paths: list[str], dest: str | None) -> None:
@@ -497,16 +422,14 @@ def entry(item: Item, size: int | None, sha256: str | None, seconds: float | Non
 
 
 def main() -> None:
-    item_spec = {
-        "name": {"type": "str", "required": True},
-        "kind": {"type": "str", "required": True, "choices": list(SUFFIX)},
-        "paths": {"type": "list", "elements": "str"},
-        "exclude": {"type": "list", "elements": "str"},
-        "missing_ok": {"type": "bool"},
-        "database": {"type": "str"},
-        "cluster_port": {"type": "int"},
-        "socket_dir": {"type": "str"},
-    }
+    item_spec = provision_archive.item_options(
+        SUFFIX,
+        {
+            "paths": {"type": "list", "elements": "str"},
+            "exclude": {"type": "list", "elements": "str"},
+            "missing_ok": {"type": "bool"},
+        },
+    )
     module = AnsibleModule(
         argument_spec={
             "dest": {"type": "str", "required": True},
@@ -547,14 +470,9 @@ def main() -> None:
             os.chmod(current.file, 0o600)
             size, sha256 = digest(current.file)
             files.append(entry(current, size, sha256, round(time.monotonic() - started, 3)))
-    except Failed as exc:
+    except (Failed, OSError) as exc:
         remove(made, created)
-        extra = {"item": exc.item} if exc.item else {}
-        module.fail_json(msg=str(exc), **extra)
-    except OSError as exc:
-        remove(made, created)
-        where = f"item {current.name}: " if current else ""
-        module.fail_json(msg=f"{where}{exc}", **({"item": current.name} if current else {}))
+        module.fail_json(**provision_archive.failure(exc, current.name if current else None))
     module.exit_json(changed=True, files=files)
 
 

@@ -220,9 +220,7 @@ item:
 """
 
 import gzip  # noqa: E402
-import hashlib  # noqa: E402
 import os  # noqa: E402
-import pwd  # noqa: E402
 import re  # noqa: E402
 import stat  # noqa: E402
 import subprocess  # noqa: E402
@@ -233,24 +231,16 @@ import zlib  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import IO, Any, NamedTuple, cast  # noqa: E402
 
+from ansible.module_utils import provision_archive  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.provision_archive import CHUNK, PG_USER, Failed, absolute, inside, need  # noqa: E402
 from ansible.module_utils.provision_commands import ENV  # noqa: E402
 from ansible.module_utils.provision_fileops import Refused, move_aside  # noqa: E402
 
-NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
-# The database names provision_backup and provision_pg_access accept: never a conninfo string nor an option.
-DATABASE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
 STAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 KINDS = ("tar", "pg_globals", "pg_dump")
-PG_KINDS = frozenset({"pg_dump", "pg_globals"})
-# Options that only some kinds take; given to another kind they are refused, not ignored.
-ONLY = {
-    "paths": frozenset({"tar"}),
-    "database": frozenset({"pg_dump"}),
-    "cluster_port": PG_KINDS,
-    "socket_dir": PG_KINDS,
-}
+ONLY = provision_archive.only(("paths",))
 # What provision_backup's archives hold back: owners by number, POSIX ACLs, every xattr (without
 # --xattrs-include=* GNU tar restores only user.* and security.NTACL is silently lost).
 EXTRACT_OPTIONS = (
@@ -277,7 +267,6 @@ SPECIAL = {tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block devi
 QUOTED = r'"((?:[^"\\]|\\.)*)"'
 LISTED = re.compile(rf'(\S+) [^"]*{QUOTED}(?: -> {QUOTED}| link to {QUOTED})?')
 C_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92, '"': 34, "'": 39, "?": 63}
-PG_USER = "postgres"
 # psql's error for a role of the globals that the new cluster has already: expected, not a failure.
 ROLE_EXISTS = re.compile(r'ERROR:\s+role ".*" already exists$')
 PROBLEM = re.compile(r"\b(ERROR|FATAL|PANIC):")
@@ -291,15 +280,6 @@ OBJECTS = (
     " + (SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
     " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))"
 )
-CHUNK = 1 << 20
-
-
-class Failed(Exception):
-    """The request or one item cannot be carried out; ``item`` names the item when there is one."""
-
-    def __init__(self, message: str, item: str | None = None) -> None:
-        super().__init__(message)
-        self.item = item
 
 
 class Item(NamedTuple):
@@ -324,18 +304,6 @@ class Item(NamedTuple):
         return [f"PostgreSQL roles with their password hashes and memberships (port {self.port})"]
 
 
-def absolute(path: Any) -> bool:
-    """Whether ``path`` is an absolute, normalized path."""
-    return (
-        isinstance(path, str) and path.startswith("/") and not path.startswith("//") and os.path.normpath(path) == path
-    )
-
-
-def inside(path: str, top: str) -> bool:
-    """Whether ``path`` is ``top`` or lies below it (both normalized)."""
-    return path == top or top == "/" or path.startswith(top + "/")
-
-
 def below(root: str, path: str) -> str:
     """Where the absolute ``path`` (as seen from ``root``) is on the host."""
     return os.path.join(root, path.lstrip("/")) if root != "/" else path
@@ -343,22 +311,7 @@ def below(root: str, path: str) -> str:
 
 def tail(text: str) -> str:
     """A tool's last words for a message, without password hashes."""
-    return HASHES.sub("<hash>", text.strip()[-1500:])
-
-
-def need(module: AnsibleModule, tool: str, item: str, why: str) -> str:
-    """The path of ``tool``, or a failure that names the item and says why it is needed."""
-    path = module.get_bin_path(tool)
-    if not path:
-        raise Failed(f"item {item}: {tool} is not installed on this host ({why})", item)
-    return str(path)
-
-
-def tool_env() -> dict[str, str]:
-    """The C locale, and only the command line says where to connect: no PGHOST, PGSERVICE, PGOPTIONS."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(ENV)
-    return env
+    return HASHES.sub("<hash>", provision_archive.tail(text))
 
 
 def run(argv: list[str], stdin: int | None = None) -> tuple[int, str, str]:
@@ -370,7 +323,7 @@ def run(argv: list[str], stdin: int | None = None) -> tuple[int, str, str]:
         argv,
         stdin=subprocess.DEVNULL if stdin is None else stdin,
         capture_output=True,
-        env=tool_env(),
+        env=provision_archive.tool_env(ENV),
         cwd="/",
         check=False,
     )
@@ -414,16 +367,6 @@ def open_file(src_fd: int, src_dir: str, name: str, file: Any) -> int:
         raise Failed(f"item {name}: {path} must be owned by root and writable by root alone", name)
     os.set_blocking(fd, True)
     return fd
-
-
-def digest(fd: int) -> str:
-    """The hex SHA-256 of the open file (read with pread: the descriptor's offset is the tools')."""
-    sha = hashlib.sha256()
-    offset = 0
-    while chunk := os.pread(fd, CHUNK, offset):
-        sha.update(chunk)
-        offset += len(chunk)
-    return sha.hexdigest()
 
 
 # --------------------------------------------------------------------------- inspecting an archive
@@ -532,7 +475,7 @@ def inspect(tar: str, item: str, fd: int, paths: tuple[str, ...]) -> tuple[str, 
             stdin=fd,
             stdout=subprocess.PIPE,
             stderr=errors,
-            env=tool_env(),
+            env=provision_archive.tool_env(ENV),
             cwd="/",
         )
         assert listing.stdout is not None
@@ -666,15 +609,7 @@ def plan(module: AnsibleModule, src_fd: int, src_dir: str, raw: list[dict[str, A
     items: list[Item] = []
     seen: set[str] = set()
     for spec in raw:
-        name, kind = spec["name"], spec["kind"]
-        if not NAME.fullmatch(name):
-            raise Failed(f"item name {name!r} is not [a-z0-9][a-z0-9._-]*")
-        if name in seen:
-            raise Failed(f"item {name} is listed twice", name)
-        seen.add(name)
-        for option, kinds in ONLY.items():
-            if spec.get(option) is not None and kind not in kinds:
-                raise Failed(f"item {name}: {option} does not apply to kind {kind}", name)
+        name, kind = provision_archive.check_item(spec, seen, ONLY)
         if not SHA256.fullmatch(spec["sha256"]):
             raise Failed(f"item {name}: sha256 {spec['sha256']!r} is not 64 hex digits", name)
         if kind == "tar":
@@ -686,7 +621,7 @@ def plan(module: AnsibleModule, src_fd: int, src_dir: str, raw: list[dict[str, A
         fd = open_file(src_fd, src_dir, name, spec["file"])
         opened.append(fd)
         file = os.path.join(src_dir, spec["file"])
-        if digest(fd) != spec["sha256"].lower():
+        if provision_archive.checksum(fd)[1] != spec["sha256"].lower():
             raise Failed(f"item {name}: the SHA-256 of {file} is not the backup's: this is not the backup's file", name)
         if kind == "tar":
             held = inspect(tar, name, fd, paths)
@@ -719,31 +654,13 @@ def tar_paths(name: str, paths: Any) -> tuple[str, ...]:
 
 def pg_options(module: AnsibleModule, name: str, kind: str, spec: dict[str, Any]) -> tuple[int, str, str]:
     """(port, socket_dir, database) of a PostgreSQL item, checked, with its tools and the postgres user."""
-    port = 5432 if spec.get("cluster_port") is None else spec["cluster_port"]
-    if not 0 < port < 65536:
-        raise Failed(f"item {name}: cluster_port {port} is not a port", name)
-    socket_dir = spec.get("socket_dir") or "/var/run/postgresql"
-    if not absolute(socket_dir):
-        raise Failed(f"item {name}: socket_dir {socket_dir!r} is not an absolute, normalized path", name)
-    database = ""
-    if kind == "pg_dump":
-        database = spec.get("database") or ""
-        if not database:
-            raise Failed(f"item {name}: kind pg_dump needs database", name)
-        if not DATABASE.fullmatch(database):
-            raise Failed(
-                f"item {name}: database name {database!r} is not 1 to 63 ASCII letters, digits, "
-                "'_', '.' or '-' starting with a letter, a digit or '_'",
-                name,
-            )
+    port, socket_dir = provision_archive.pg_socket(name, spec)
+    database = provision_archive.pg_database(name, spec) if kind == "pg_dump" else ""
     need(module, "runuser", name, f"kind {kind} runs the PostgreSQL tools as the {PG_USER} user")
     need(module, "psql", name, f"kind {kind} asks PostgreSQL with psql")
     if kind == "pg_dump":
         need(module, "pg_restore", name, "kind pg_dump restores with pg_restore")
-    try:
-        pwd.getpwnam(PG_USER)
-    except KeyError:
-        raise Failed(f"item {name}: there is no {PG_USER} user on this host", name) from None
+    provision_archive.pg_user(name)
     return port, socket_dir, database
 
 
@@ -751,10 +668,7 @@ def psql_argv(module: AnsibleModule, item: Item, database: str) -> list[str]:
     """psql as the postgres user over the local socket; never prompts, no psqlrc."""
     runuser = need(module, "runuser", item.name, "psql")
     psql = need(module, "psql", item.name, "psql")
-    return [
-        *(runuser, "-u", PG_USER, "--", psql, "-X", "--no-password"),
-        *(f"--host={item.socket_dir}", f"--port={item.port}", f"--username={PG_USER}", f"--dbname={database}"),
-    ]
+    return [*provision_archive.pg_command(runuser, psql, item.socket_dir, item.port), "-X", f"--dbname={database}"]
 
 
 def count_objects(module: AnsibleModule, item: Item) -> int:
@@ -858,11 +772,9 @@ def restore_globals(module: AnsibleModule, item: Item) -> None:
 
 def restore_database(module: AnsibleModule, item: Item) -> None:
     runuser = need(module, "runuser", item.name, "pg_restore")
-    argv = [
-        *(runuser, "-u", PG_USER, "--", need(module, "pg_restore", item.name, "kind pg_dump")),
-        *(f"--host={item.socket_dir}", f"--port={item.port}", f"--username={PG_USER}", "--no-password"),
-        *(f"--dbname={item.database}", "--exit-on-error", "--single-transaction"),
-    ]
+    pg_restore = need(module, "pg_restore", item.name, "kind pg_dump")
+    argv = provision_archive.pg_command(runuser, pg_restore, item.socket_dir, item.port)
+    argv += [f"--dbname={item.database}", "--exit-on-error", "--single-transaction"]
     rc, out, err = run(argv, stdin=item.fd)
     if rc != 0:
         raise Failed(f"item {item.name}: pg_restore failed ({rc}): {tail(err or out)}", item.name)
@@ -873,16 +785,14 @@ def entry(item: Item, seconds: float | None) -> dict[str, Any]:
 
 
 def main() -> None:
-    item_spec = {
-        "name": {"type": "str", "required": True},
-        "kind": {"type": "str", "required": True, "choices": list(KINDS)},
-        "file": {"type": "str", "required": True},
-        "sha256": {"type": "str", "required": True},
-        "paths": {"type": "list", "elements": "str"},
-        "database": {"type": "str"},
-        "cluster_port": {"type": "int"},
-        "socket_dir": {"type": "str"},
-    }
+    item_spec = provision_archive.item_options(
+        KINDS,
+        {
+            "file": {"type": "str", "required": True},
+            "sha256": {"type": "str", "required": True},
+            "paths": {"type": "list", "elements": "str"},
+        },
+    )
     module = AnsibleModule(
         argument_spec={
             "src_dir": {"type": "str", "required": True},
@@ -935,13 +845,10 @@ def main() -> None:
                 else:
                     restore_database(module, item)
                 restored.append(entry(item, round(time.monotonic() - started, 3)))
-        except Failed as exc:
-            extra = {"item": exc.item} if exc.item else {}
-            module.fail_json(msg=str(exc), restored=restored, set_aside=aside, not_restored=skipped, **extra)
-        except OSError as exc:
-            where = {"item": current} if current else {}
-            prefix = f"item {current}: " if current else ""
-            module.fail_json(msg=f"{prefix}{exc}", restored=restored, set_aside=aside, not_restored=skipped, **where)
+        except (Failed, OSError) as exc:
+            module.fail_json(
+                **provision_archive.failure(exc, current), restored=restored, set_aside=aside, not_restored=skipped
+            )
     finally:
         for fd in opened:
             os.close(fd)

@@ -997,15 +997,25 @@ def _joins_hold(domain) -> None:
         assert out.returncode == 0, (name, out.stdout + out.stderr)
 
 
-def test_restore_drill_every_dc_and_the_file_server_lost(domain, lab_factory, network, tmp_path):
-    """The issue's drill: a file alice wrote and a password set by hand, backed up; both DCs and the
-    file server replaced by empty machines; provision restore brings the domain back onto dc1 from the
-    backup (dc2 joins it) and fs1's join state and shares, without rejoining a workstation: kinit with
-    the hand-set password, the file with the same owner, POSIX ACL and NT ACL, every member's join
-    and provision verify all hold."""
+def test_restore_drill_every_dc_and_every_server_lost(domain, lab_factory, network, tmp_path):
+    """The issue's drill, and the mail and database servers too: a file alice wrote, a mail to her, a
+    row in a database and a password set by hand, backed up; both DCs, the file, mail and database
+    servers replaced by empty machines; provision restore brings the domain back onto dc1 from the
+    backup (dc2 joins it), the servers' join state, shares, mailboxes and databases, without
+    rejoining a workstation: kinit with the hand-set password, the file with the same owner, POSIX
+    ACL and NT ACL, the mail, the row, every member's join and provision verify all hold."""
     hosts = domain["hosts"]
     put = _smb(domain, "alice", "projects", f"put /etc/hostname {Path(DRILL_FILE).name}")
     assert put.returncode == 0, put.stdout + put.stderr
+    row = sql("alice", "projects", "set role engineering", "create table if not exists notes (line text)",
+              "insert into notes values ('before the drill')")
+    assert row.returncode == 0, row.stdout + row.stderr
+    pw = _secrets()
+    subject = f"drill-{os.urandom(4).hex()}"
+    sent = mail({"host": MAIL_HOST, "domain": DOMAIN, "send": True, "user": "alice", "password": pw["LAB_ALICE_PW"],
+                 "to": f"alice@{DOMAIN}", "subject": subject, "read": True, "reader": "alice",
+                 "reader_password": pw["LAB_ALICE_PW"]})
+    assert sent["read"] == ["ok", 1], sent
     before = run(hosts["fs1"], FILE_STATE)
     assert before.returncode == 0 and "O:" in before.stdout, before.stdout + before.stderr
     hand = run(DCS["dc1"], 'samba-tool user setpassword bob --newpassword="$(cat)"', stdin=HAND_PW)
@@ -1017,11 +1027,12 @@ def test_restore_drill_every_dc_and_the_file_server_lost(domain, lab_factory, ne
     folder = Path(report(tmp_path / "backup.json")["folder"])
     TIMES["drill: backup"] = seconds
 
-    # Both DCs and the file server are lost: new, empty machines under the same names and addresses.
-    proc, _ = provision("lab", "wipe", "dc1", "dc2", "fs1", secrets=False)
+    # Both DCs and every server are lost: new, empty machines under the same names and addresses.
+    lost = ("dc1", "dc2", "fs1", "mx1", "db1")
+    proc, _ = provision("lab", "wipe", *lost, secrets=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lab_factory(network.hosts)
-    for name in ("dc1", "dc2", "fs1"):
+    for name in lost:
         assert run(hosts[name], "test -e /var/lib/samba/private/secrets.tdb").returncode != 0, name
 
     plan_path = tmp_path / "plan.json"
@@ -1029,15 +1040,14 @@ def test_restore_drill_every_dc_and_the_file_server_lost(domain, lab_factory, ne
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     steps = {s["host"]: s for s in report(plan_path)["steps"]}
     assert "restored from the backup" in steps["dc1"]["action"] and "joins dc1" in steps["dc2"]["action"]
-    assert steps["fs1"]["state"] == "lost" and steps["ws1"]["action"].startswith("untouched")
-    assert steps["mx1"]["action"] == "untouched", steps["mx1"]
+    assert all(steps[n]["state"] == "lost" for n in lost) and steps["ws1"]["action"].startswith("untouched")
 
     rep_path = tmp_path / "restore.json"
     proc, seconds = provision("restore", str(SPEC), "--from", str(folder), "--yes", "--report-json", str(rep_path),
                               timeout=2400)
-    TIMES["drill: restore (2 DCs + file server lost)"] = seconds
+    TIMES["drill: restore (2 DCs, file, mail and database servers lost)"] = seconds
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-8000:]
-    assert set(report(rep_path)["runs"]) == {"files", "apply"}
+    assert set(report(rep_path)["runs"]) == {"files", "apply", "databases"}
 
     # Every user signs on: the spec's password for alice, bob's hand-set one (the directory came back).
     assert _kinit(hosts["ws1"], "alice", _secrets()["LAB_ALICE_PW"]).returncode == 0
@@ -1047,6 +1057,11 @@ def test_restore_drill_every_dc_and_the_file_server_lost(domain, lab_factory, ne
     assert after.returncode == 0 and after.stdout == before.stdout, (before.stdout, after.stdout)
     read = _smb(domain, "alice", "projects", f"get {Path(DRILL_FILE).name} /dev/null")
     assert read.returncode == 0, read.stdout + read.stderr
+    rows = sql("alice", "projects", "select count(*) from notes where line = 'before the drill'")
+    assert rows.returncode == 0 and int(rows.stdout.strip()) >= 1, rows.stdout + rows.stderr
+    kept = mail({"host": MAIL_HOST, "domain": DOMAIN, "subject": subject, "read": True, "reader": "alice",
+                 "reader_password": _secrets()["LAB_ALICE_PW"], "wait": 5})
+    assert kept["read"] == ["ok", 1], kept
     _joins_hold(domain)
     # The workstations were not joined again: their keytabs are the ones from before.
     assert {ws: run(hosts[ws], "sha256sum /etc/krb5.keytab").stdout for ws in DOMAIN_WS} == keytabs
