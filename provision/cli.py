@@ -277,16 +277,32 @@ def _problem_dict(p: Problem) -> dict[str, Any]:
     epilog=example(
         "provision plan site.yml",
         "provision plan site.yml --format json | jq '.changes[] | select(.action == \"remove\")'",
+        "provision plan office-domain.yml --from-workgroup office.yml",
     )
 )
 @spec_argument
+@click.option(
+    "--from-workgroup",
+    "workgroup_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The workgroup spec SPEC was grown from (provision grow): show what migrating it does to every "
+    "user, group, share, printer and host.",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def plan(spec_path: Path, fmt: str) -> None:
+def plan(spec_path: Path, workgroup_path: Path | None, fmt: str) -> None:
     """Show what an apply would configure, and what it adds, changes and removes since the last
     apply of the network recorded on this controller. No host is contacted."""
     from provision import report, state
 
     network, warnings = _load_with_warnings(spec_path)
+    if workgroup_path is not None:
+        from provision import migrate
+
+        moved = migrate.plan(_load(workgroup_path), network)
+        _out(fmt, moved.text())
+        if fmt == "json":
+            click.echo(report.dumps("migration", moved.to_dict()))
+        return
     p = make_plan(network, warnings, state.load(network), state.recorded_at(network))
     if fmt == "json":
         click.echo(report.dumps("plan", p.to_dict()))
@@ -1187,7 +1203,12 @@ def backup_cmd(
     help="The backup folder (NETWORK-YYYYMMDDTHHMMSSZ, with its manifest.json) to restore from.",
 )
 @click.option("--plan-only", is_flag=True, help="Look at the hosts and show what would happen on each; change nothing.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before a restore that rolls the directory back.")
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Do not ask before a restore that rolls the directory back, or removes what the spec no longer has.",
+)
 @click.option(
     "--accept-new-host-keys",
     is_flag=True,
@@ -1220,6 +1241,8 @@ def restore_cmd(
     network = _load(spec_path)
     found = restore.open_backup(network, source)
     secrets.require_references(network, users=runner.needs_user_passwords("site.yml", network.hosts))
+    if not plan_only:  # the restore ends with an apply of the spec: its removals are confirmed the same way
+        _confirm_removals(network, yes, fmt)
     pre = _preflight(network, list(network.hosts), accept_new_host_keys, fmt)
     if not pre.ok:
         raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")

@@ -427,6 +427,14 @@ def decide(network: Network, found: Backup, states: dict[str, HostState]) -> Pla
                 databases=after,
             )
         )
+        if h.role is Role.PEER and any(f.name.startswith("share-") or f.name == "homes" for f in files):
+            # The peer's local accounts are made again by the apply, numbered in the spec's order;
+            # the archives hold the numbers the accounts had. Not recorded by the backup yet.
+            notes.append(
+                f"{h.name}: its files come back with the user and group numbers they had; the apply makes the "
+                "peer's local accounts again in the spec's order, so if users were added since the peer was "
+                "first set up, check the owners (ls -ln) before users work there"
+            )
     return Plan(tuple(steps), join_source, tuple(notes))
 
 

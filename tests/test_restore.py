@@ -226,6 +226,7 @@ def test_a_lost_peer_gets_its_password_database_and_shares(tmp_path: Path) -> No
     assert [i["name"] for i in plan.phase_vars(restore.PHASE_FILES)["peer1"]["files"]] == [
         "passdb", "share-projects", "share-handbook"]
     assert set(plan.phase_vars(restore.PHASE_FILES)) == {"peer1"}
+    assert any(n.startswith("peer1: its files come back with the user and group numbers") for n in plan.notes)
 
 
 def test_cli_refuses_a_damaged_backup_before_contacting_anything(tmp_path: Path) -> None:
