@@ -10,7 +10,10 @@ hosts as ``!unsafe`` data):
   account's secrets and the idmap database (``/var/lib/samba`` without caches, the keytab);
 - file servers and peers: each share's files with owners, POSIX ACLs and every extended
   attribute (``security.NTACL`` included; see the module provision_backup);
-- peers: their Samba password database (``/var/lib/samba/private``);
+- peers: the numbers of their local users and groups first (the archives hold owners by
+  number, and the apply would number accounts made again in the spec's order), then their
+  Samba password database (``/var/lib/samba/private``) and the role's record of the accounts
+  it made (accounts the restore makes again stay the role's to delete);
 - mail servers: the mailboxes (``/var/vmail``);
 - database servers: the roles (``pg_dumpall --globals-only``) and each database of the
   spec (``pg_dump -Fc``).
@@ -35,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from provision import paths, runner
+from provision import changes, paths, runner
 from provision.errors import EXIT_APPLY_FAILED, ProvisionError
 from provision.model import Host, Mode, Network, Role
 from provision.results import Check, Progress, RunResult
@@ -45,6 +48,9 @@ VERSION = 1
 MANIFEST = "manifest.json"
 # playbooks/roles/mail_server/defaults/main.yml: mail_server_mail_dir
 MAIL_DIR = "/var/vmail"
+# playbooks/roles/samba_workgroup/defaults/main.yml: samba_workgroup_state_file - which local
+# accounts the role made (and so deletes again when the spec drops them; one it finds is adopted).
+WORKGROUP_STATE = "/var/lib/provision/samba_workgroup.json"
 # Caches winbind rebuilds by itself, and sockets and locks: not data.
 SAMBA_EXCLUDES = ("*cache*.tdb", "/var/lib/samba/lock", "/var/lib/samba/private/msg.sock", "*.pid")
 
@@ -60,11 +66,19 @@ class Item:
     """One file a host makes: an item of the provision_backup module."""
 
     name: str
-    kind: str  # tar, samba_domain, pg_dump, pg_globals
+    kind: str  # tar, samba_domain, pg_dump, pg_globals, accounts
     paths: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     database: str | None = None
     missing_ok: bool = False
+    users: tuple[str, ...] = ()  # accounts: the local users whose numbers are kept
+    groups: tuple[str, ...] = ()  # accounts: the local groups whose numbers are kept
+
+    def holds(self) -> list[str]:
+        """What the manifest says the item holds."""
+        if self.kind == "accounts":
+            return [f"user {u}" for u in self.users] + [f"group {g}" for g in self.groups]
+        return list(self.paths) or ([self.database] if self.database else [])
 
     def module_args(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
@@ -76,11 +90,23 @@ class Item:
             out["database"] = self.database
         if self.missing_ok:
             out["missing_ok"] = True
+        if self.users:
+            out["users"] = list(self.users)
+        if self.groups:
+            out["groups"] = list(self.groups)
         return out
 
 
 def _share_items(host: Host) -> list[Item]:
     return [Item(f"share-{s.name.lower()}", "tar", (s.path,)) for s in host.shares]
+
+
+def _accounts_item(network: Network, host: Host) -> list[Item]:
+    """The accounts item of a peer: the users the roles' planner gives it an account, their
+    personal groups, and every group of the spec (the apply makes each on every peer)."""
+    users = sorted(changes.peer_accounts(network).get(host.name, ()))
+    groups = sorted({g.name for g in network.groups} | set(users))
+    return [Item("accounts", "accounts", users=tuple(users), groups=tuple(groups))] if users or groups else []
 
 
 def host_items(network: Network, host: Host) -> list[Item]:
@@ -94,7 +120,9 @@ def host_items(network: Network, host: Host) -> list[Item]:
     if host.role in (Role.FILE_SERVER, Role.MAIL_SERVER, Role.DATABASE_SERVER):
         items.append(Item("join-state", "tar", ("/var/lib/samba", "/etc/krb5.keytab"), SAMBA_EXCLUDES, missing_ok=True))
     if host.role is Role.PEER:
+        items += _accounts_item(network, host)  # first: the restore makes the owners before the files
         items.append(Item("passdb", "tar", ("/var/lib/samba/private",), SAMBA_EXCLUDES))
+        items.append(Item("workgroup-state", "tar", (WORKGROUP_STATE,), missing_ok=True))
     if host.role in (Role.PEER, Role.FILE_SERVER):
         items += _share_items(host)
         if host.homes:
@@ -219,7 +247,7 @@ def manifest(network: Network, folder: Path, planned: dict[str, list[Item]], sec
                     "size": size,
                     "sha256": digest,
                     "seconds": found.get("seconds"),
-                    "holds": list(item.paths) or ([item.database] if item.database else []),
+                    "holds": item.holds(),
                 }
             )
         index.unlink(missing_ok=True)

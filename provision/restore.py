@@ -17,7 +17,9 @@ chooses per host:
 - A lost file, mail or database server gets its join state back (so it needs no rejoin and its
   ID mappings stay), its shares with owners, POSIX ACLs and NT ACLs, its mailboxes, and after
   the apply its databases (only into empty ones).
-- A lost peer gets its password database and shares back.
+- A lost peer gets its local users and groups made again with the numbers they had (before its
+  files, whose owners are numbers; the names are the spec's, the numbers the backup's), then its
+  password database, the role's record of the accounts it made, and its shares back.
 - Workstations hold no data: they keep working, and a lost one is joined by the apply.
 
 Hosts that still hold their data are not touched by the first phase. The run is: the files back
@@ -78,6 +80,8 @@ class File:
     size: int
     paths: tuple[str, ...] = ()  # tar: what the spec backs up under this name
     database: str | None = None
+    users: tuple[str, ...] = ()  # accounts: the users the spec lets it make (numbers come from the file)
+    groups: tuple[str, ...] = ()  # accounts: the groups the spec lets it make
 
     def module_item(self) -> dict[str, Any]:
         """The item of provision_restore_files (the file is copied as its plain name)."""
@@ -86,6 +90,9 @@ class File:
             out["paths"] = list(self.paths)
         if self.database is not None:
             out["database"] = self.database
+        if self.kind == "accounts":
+            out["users"] = list(self.users)
+            out["groups"] = list(self.groups)
         return out
 
 
@@ -198,7 +205,18 @@ def _check_item(
     if digest != item.get("sha256"):
         problems.append(f"{host}: {name}: {path} does not have the SHA-256 the manifest records (altered or damaged)")
         return None
-    return File(host, name, spec_item.kind, path, digest, size, spec_item.paths, spec_item.database)
+    return File(
+        host,
+        name,
+        spec_item.kind,
+        path,
+        digest,
+        size,
+        spec_item.paths,
+        spec_item.database,
+        spec_item.users,
+        spec_item.groups,
+    )
 
 
 # --- what each host still holds -------------------------------------------------------------
@@ -414,7 +432,8 @@ def decide(network: Network, found: Backup, states: dict[str, HostState]) -> Pla
         if seen.status == HOLDS:
             steps.append(Step(h.name, h.role.value, seen.status, "untouched"))
             continue
-        before = tuple(f for f in files if f.kind not in DB_KINDS)
+        # The accounts first: the archives after them hold their owners by number.
+        before = tuple(sorted((f for f in files if f.kind not in DB_KINDS), key=lambda f: f.kind != "accounts"))
         after = tuple(f for f in files if f.kind in DB_KINDS)
         what = ", ".join(f.name for f in files) or "nothing in the backup"
         steps.append(
@@ -427,13 +446,17 @@ def decide(network: Network, found: Backup, states: dict[str, HostState]) -> Pla
                 databases=after,
             )
         )
-        if h.role is Role.PEER and any(f.name.startswith("share-") or f.name == "homes" for f in files):
-            # The peer's local accounts are made again by the apply, numbered in the spec's order;
-            # the archives hold the numbers the accounts had. Not recorded by the backup yet.
+        if (
+            h.role is Role.PEER
+            and any(f.name.startswith("share-") or f.name == "homes" for f in files)
+            and not any(f.kind == "accounts" for f in files)
+            and any(i.kind == "accounts" for i in backup.host_items(network, h))
+        ):
+            # A backup made before the accounts item: the apply numbers the accounts in the spec's order.
             notes.append(
-                f"{h.name}: its files come back with the user and group numbers they had; the apply makes the "
-                "peer's local accounts again in the spec's order, so if users were added since the peer was "
-                "first set up, check the owners (ls -ln) before users work there"
+                f"{h.name}: the backup holds no numbers of its local accounts (made before they were backed up); "
+                "its files come back with the user and group numbers they had, so if users were added since "
+                "the peer was first set up, check the owners (ls -ln) before users work there"
             )
     return Plan(tuple(steps), join_source, tuple(notes))
 

@@ -34,9 +34,33 @@ def test_domain_plan_by_role() -> None:
     assert join["paths"] == ["/var/lib/samba", "/etc/krb5.keytab"] and "*cache*.tdb" in join["exclude"]
 
 
-def test_workgroup_plan_has_passdb_shares_and_homes() -> None:
-    assert _kinds(WORKGROUP, "peer1") == [("passdb", "tar"), ("share-projects", "tar"), ("share-handbook", "tar")]
+def test_workgroup_plan_has_accounts_first_then_passdb_shares_and_homes() -> None:
+    assert _kinds(WORKGROUP, "peer1") == [
+        ("accounts", "accounts"), ("passdb", "tar"), ("workgroup-state", "tar"), ("share-projects", "tar"),
+        ("share-handbook", "tar")]
+    # The role's record of the accounts it made: they stay its to delete after a restore.
+    state = backup.plan(WORKGROUP)["peer1"][2]
+    assert state.paths == ("/var/lib/provision/samba_workgroup.json",) and state.missing_ok
     assert ("homes", "tar") in _kinds(WORKGROUP, "peer3")
+    assert all(items[0].kind == "accounts" for items in backup.plan(WORKGROUP).values())
+
+
+def test_a_peers_accounts_item_names_its_users_their_groups_and_every_spec_group() -> None:
+    from provision import changes
+
+    planned = backup.plan(WORKGROUP)
+    # peer1's shares name staff (alice, bob) and carol; peer2 only staff (its finance share and queue).
+    peer1, peer2 = planned["peer1"][0], planned["peer2"][0]
+    assert peer1.users == ("alice", "bob", "carol") and peer2.users == ("alice", "bob")
+    assert set(peer2.users) == changes.peer_accounts(WORKGROUP)["peer2"]  # the roles' own planner decides
+    # Each user's personal group, and every group of the spec: the apply makes them all on every peer.
+    assert peer1.groups == ("alice", "bob", "carol", "finance", "staff")
+    assert peer2.groups == ("alice", "bob", "finance", "staff")
+    assert peer2.module_args() == {"name": "accounts", "kind": "accounts", "users": ["alice", "bob"],
+                                   "groups": ["alice", "bob", "finance", "staff"]}
+    assert peer2.holds() == ["user alice", "user bob", "group alice", "group bob", "group finance", "group staff"]
+    # Not on the other roles.
+    assert not any(i.kind == "accounts" for items in backup.plan(DOMAIN).values() for i in items)
 
 
 def _fetched(folder: Path, host: str, files: dict[str, bytes], lie: str | None = None) -> None:
@@ -62,6 +86,16 @@ def test_manifest_checks_every_planned_file(tmp_path: Path) -> None:
         "join-state", "share-projects", "share-common"]
     assert m["hosts"]["fs1"]["items"][1]["holds"] == ["/srv/projects"]
     assert not (folder / "fs1" / "files.json").exists()
+
+
+def test_manifest_says_which_accounts_a_peer_holds(tmp_path: Path) -> None:
+    planned = {"peer2": backup.plan(WORKGROUP)["peer2"]}
+    folder = tmp_path / "labwg-20261206T120000Z"
+    _fetched(folder, "peer2", {i.name: i.name.encode() for i in planned["peer2"]})
+    m = backup.manifest(WORKGROUP, folder, planned, 1.0)
+    first = m["hosts"]["peer2"]["items"][0]
+    assert first["name"] == "accounts" and first["kind"] == "accounts"
+    assert first["holds"] == ["user alice", "user bob", "group alice", "group bob", "group finance", "group staff"]
 
 
 def test_manifest_refuses_a_missing_or_altered_file(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 everything Samba keeps outside the bytes of a file (numeric owners, POSIX access and default ACLs, the
 security.NTACL, user.DOSATTRIB and user.DosStream.* xattrs, a sparse file) extracted again and compared;
 PostgreSQL dumps of a throwaway cluster (the fixture of test_module_pg_access) restored into a new
-database; the refusals, check mode and the clean-up after a failure.
+database; the numbers of local accounts read from a throwaway root's etc/passwd and etc/group (and,
+read-only, from this machine's); the refusals, check mode and the clean-up after a failure.
 
 getfattr is not installed here, so extended attributes are read with os.listxattr/os.getxattr (the same
 syscalls getfattr -d -m - makes); ACLs are compared with getfacl's own output."""
@@ -10,6 +11,7 @@ syscalls getfattr -d -m - makes); ACLs are compared with getfacl's own output.""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -311,6 +313,16 @@ def test_dest_inside_an_archived_directory_is_left_out_and_nested_paths_are_stor
         ([{"name": "a", "kind": "pg_dump", "database": "x host=evil"}], "a", "database name 'x host=evil' is not"),
         ([{"name": "a", "kind": "pg_dump", "database": "--file=/etc/x"}], "a", "database name '--file=/etc/x'"),
         ([{"name": "a", "kind": "pg_globals", "cluster_port": 0}], "a", "cluster_port 0 is not a port"),
+        ([{"name": "a", "kind": "tar", "paths": ["/etc"], "users": ["alice"]}], "a", "users does not apply to kind"),
+        ([{"name": "a", "kind": "pg_globals", "groups": ["staff"]}], "a", "groups does not apply to kind pg_globals"),
+        ([{"name": "a", "kind": "accounts", "users": ["al"], "paths": ["/etc"]}], "a", "paths does not apply to kind"),
+        ([{"name": "a", "kind": "accounts", "groups": ["x"], "database": "x"}], "a", "database does not apply to kind"),
+        ([{"name": "a", "kind": "accounts"}], "a", "kind accounts needs users or groups"),
+        ([{"name": "a", "kind": "accounts", "users": [], "groups": []}], "a", "kind accounts needs users or groups"),
+        ([{"name": "a", "kind": "accounts", "users": ["../etc"]}], "a", "account name '../etc' is not"),
+        ([{"name": "a", "kind": "accounts", "groups": ["Staff"]}], "a", "account name 'Staff' is not"),
+        ([{"name": "a", "kind": "accounts", "users": ["-o"]}], "a", "account name '-o' is not"),
+        ([{"name": "a", "kind": "accounts", "users": ["a" * 33]}], "a", "is not [a-z_][a-z0-9_.-]{0,31}"),
         ([], None, "items is empty"),
     ],
 )
@@ -376,6 +388,111 @@ def test_nested_paths_behind_a_symlink_are_not_dropped(tmp_path: Path) -> None:
     assert not bk.covered(str(tmp_path / "top" / "via" / "x"), str(tmp_path / "top"))  # tar stores `via` as a link
     assert not bk.covered(str(tmp_path / "topx"), str(tmp_path / "top"))
     assert bk.covered("/etc/x", "/") and not bk.covered("/", "/")
+
+
+# --------------------------------------------------------------------------- local accounts
+
+# A password hash in the throwaway shadow files: never in a backup.
+HASH = "$6$provisiontest$c2VjcmV0LWhhc2gtbmV2ZXItYmFja2VkLXVw"
+
+
+def accounts_root(top: Path, passwd: list[str], group: list[str]) -> Path:
+    """A root whose etc/passwd, group, shadow and gshadow hold root's entries and these: what the
+    accounts kind reads instead of the system's (root other than /) and useradd and groupadd change
+    with --prefix. No test makes an account on this machine."""
+    etc = top / "etc"
+    etc.mkdir(parents=True)
+    users = ["root:x:0:0:root:/root:/bin/bash", *passwd]
+    groups = ["root:x:0:", *group]
+    (etc / "passwd").write_text("".join(f"{line}\n" for line in users))
+    (etc / "group").write_text("".join(f"{line}\n" for line in groups))
+    (etc / "shadow").write_text("".join(f"{line.split(':')[0]}:{HASH}:19000:0:99999:7:::\n" for line in users))
+    (etc / "gshadow").write_text("".join(f"{line.split(':')[0]}:!::\n" for line in groups))
+    for name in ("shadow", "gshadow"):
+        (etc / name).chmod(0o640)
+    return top
+
+
+# alice and bob with their personal groups, staff; a system account, a user whose home is not a
+# path useradd would take, one sharing alice's uid, one whose primary group has no name.
+SOURCE_PASSWD = [
+    "alice:x:1001:1001:Alice Doe,,,:/home/alice:/bin/bash",
+    "bob:x:1002:1002:Bob Roe:/home/bob:/usr/sbin/nologin",
+    "daemonish:x:999:999:system:/var/lib/daemonish:/usr/sbin/nologin",
+    "odd:x:1003:1003::home/odd:/bin/sh",
+    "twin:x:1001:1001:Alice's twin:/home/twin:/bin/bash",
+    "orphan:x:1004:1444::/home/orphan:/bin/sh",
+]
+SOURCE_GROUP = ["alice:x:1001:", "bob:x:1002:", "staff:x:1500:alice,bob", "daemonish:x:999:", "odd:x:1003:",
+                "nogroup:x:65534:"]
+
+
+def test_accounts_are_recorded_with_their_numbers_and_nothing_secret(tmp_path: Path) -> None:
+    root = accounts_root(tmp_path / "root", SOURCE_PASSWD, SOURCE_GROUP)
+    dest = tmp_path / "backup"
+    item = {"name": "accounts", "kind": "accounts", "users": ["bob", "alice", "carol", "daemonish", "odd", "twin",
+                                                           "orphan"], "groups": ["staff", "finance", "nogroup"]}
+    args = {"dest": str(dest), "root": str(root), "items": [item]}
+    holds = [
+        "users bob (1002), alice (1001)",
+        "groups staff (1500), bob (1002), alice (1001)",
+        "left out, not on this host - user carol, group finance",
+        "left out, user daemonish: uid 999 is not a regular account's (1000..59999)",
+        "left out, user odd: home 'home/odd' is not an absolute, normalized path",
+        "left out, user twin: uid 1001 is user alice's too",
+        "left out, user orphan: its primary group 1444 has no name here",
+        "left out, group nogroup: gid 65534 is not a regular group's",
+    ]
+    check = run_module(MODULE, args, check=True)
+    assert not check["_failed"] and not dest.exists(), check["_stdout"]
+    assert check["files"][0]["paths"] == holds and check["files"][0]["file"] == str(dest / "accounts.json")
+
+    result = run_module(MODULE, args)
+    assert not result["_failed"] and result["changed"] is True, result["_stdout"]
+    [entry] = result["files"]
+    made = dest / "accounts.json"
+    assert entry["paths"] == holds and entry["kind"] == "accounts" and entry["sha256"] == sha256(made)
+    assert mode(made) == (0, 0, 0o600)
+    assert json.loads(made.read_text()) == {
+        "users": {
+            "alice": {"uid": 1001, "gid": 1001, "group": "alice", "home": "/home/alice", "shell": "/bin/bash",
+                      "gecos": "Alice Doe,,,"},
+            "bob": {"uid": 1002, "gid": 1002, "group": "bob", "home": "/home/bob", "shell": "/usr/sbin/nologin",
+                    "gecos": "Bob Roe"},
+        },
+        "groups": {"alice": 1001, "bob": 1002, "staff": 1500},
+    }
+    assert HASH not in made.read_text() and "$6$" not in made.read_text()  # shadow is never read
+
+
+def test_accounts_read_through_the_name_service_when_root_is_slash(tmp_path: Path) -> None:
+    """The live system, read-only: root (uid 0) is never recorded, a name that is not there is said."""
+    dest = tmp_path / "backup"
+    item = {"name": "accounts", "kind": "accounts", "users": ["root", "provision-no-such-user"], "groups": ["root"]}
+    result = run_module(MODULE, {"dest": str(dest), "items": [item]})
+    assert not result["_failed"], result["_stdout"]
+    assert result["files"][0]["paths"] == [
+        "users none",
+        "groups none",
+        "left out, not on this host - user provision-no-such-user",
+        "left out, user root: uid 0 is not a regular account's (1000..59999)",
+        "left out, group root: gid 0 is not a regular group's",
+    ]
+    assert json.loads((dest / "accounts.json").read_text()) == {"users": {}, "groups": {}}
+
+
+def test_a_root_other_than_slash_is_for_accounts_only(tmp_path: Path) -> None:
+    root = accounts_root(tmp_path / "root", [], [])
+    items = [{"name": "accounts", "kind": "accounts", "groups": ["staff"]}, tar_item("etc", "/etc/hostname")]
+    result = run_module(MODULE, {"dest": str(tmp_path / "backup"), "root": str(root), "items": items})
+    assert result["_failed"] and result["msg"] == "a root other than / is for items of kind accounts only"
+    result = run_module(MODULE, {"dest": str(tmp_path / "backup"), "root": "etc", "items": items[:1]})
+    assert result["_failed"] and "root 'etc' is not an absolute" in result["msg"], result["_stdout"]
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    result = run_module(MODULE, {"dest": str(tmp_path / "backup"), "root": str(bare), "items": items[:1]})
+    assert result["_failed"] and f"{bare}/etc/passwd cannot be read" in result["msg"], result["_stdout"]
+    assert not (tmp_path / "backup").exists()
 
 
 # --------------------------------------------------------------------------- PostgreSQL, for real

@@ -5,13 +5,17 @@ kept; the refusals - a copy that is not the backup's file, and archives built by
 outside their paths (absolute and '..' names, devices, fifos, hard links out, extraction through a
 symbolic link, a name Python and GNU tar read differently); check mode. PostgreSQL roles and a database
 dumped from the throwaway cluster of test_module_pg_access and restored; a database with data is left
-alone."""
+alone. Local accounts made again with their numbers before the archive whose files they own, in a
+throwaway root with useradd and groupadd --prefix (never on this machine, whose account files every
+such test compares before and after), and the accounts files refused with nothing made."""
 
 from __future__ import annotations
 
+import grp
 import gzip
 import hashlib
 import io
+import json
 import os
 import shutil
 import stat
@@ -23,7 +27,7 @@ import pytest
 import test_module_backup
 import test_module_pg_access
 from ansible_modules import load_module, run_module
-from test_module_backup import getfacl, make_tree, mode, needs_acl, needs_pg, snapshot, xattrs
+from test_module_backup import accounts_root, getfacl, make_tree, mode, needs_acl, needs_pg, snapshot, xattrs
 from test_module_pg_access import Cluster
 
 rf = load_module("provision_restore_files")
@@ -391,6 +395,11 @@ def test_the_archives_inspection_and_gnu_tars_listing_are_read_alike() -> None:
         ({"kind": "pg_dump", "paths": None, "database": "x host=evil"}, "a", "database name 'x host=evil' is not"),
         ({"kind": "pg_globals", "paths": None, "cluster_port": 0}, "a", "cluster_port 0 is not a port"),
         ({"kind": "pg_globals", "paths": None, "socket_dir": "run"}, "a", "socket_dir 'run' is not"),
+        ({"users": ["alice"]}, "a", "users does not apply to kind tar"),
+        ({"kind": "accounts", "groups": ["staff"]}, "a", "paths does not apply to kind accounts"),
+        ({"kind": "accounts", "paths": None}, "a", "kind accounts needs users or groups"),
+        ({"kind": "accounts", "paths": None, "users": ["x/y"]}, "a", "account name 'x/y' is not"),
+        ({"kind": "accounts", "paths": None, "users": ["alice"]}, "a", "the accounts file is refused"),
     ],
 )
 def test_bad_requests_are_refused_before_anything_changes(
@@ -428,6 +437,220 @@ def test_the_request_itself_is_checked(tmp_path: Path) -> None:
     assert os.listdir(root) == []
     done = run_module(MODULE, {"src_dir": str(src), "stamp": STAMP, "root": str(root), "items": [good]})
     assert not done["_failed"] and (root / "srv" / "x" / "ok").read_text() == "fine\n", done["_stdout"]
+
+
+# --------------------------------------------------------------------------- local accounts
+
+# The source peer: alice and bob with their personal groups, staff, carol (whom the spec no longer names).
+SOURCE_PASSWD = ["alice:x:1001:1001:Alice Doe,,,:/home/alice:/bin/bash",
+                 "bob:x:1002:1002:Bob Roe:/home/bob:/usr/sbin/nologin",
+                 "carol:x:1003:1003:Carol Poe:/home/carol:/bin/bash"]
+SOURCE_GROUP = ["alice:x:1001:", "bob:x:1002:", "carol:x:1003:", "staff:x:1500:alice,bob"]
+# The rebuilt peer: staff already made with its number, keep with 1010.
+TARGET_PASSWD = ["keep:x:1010:1010::/home/keep:/bin/sh"]
+TARGET_GROUP = ["keep:x:1010:", "staff:x:1500:"]
+ALLOWED = {"users": ["alice", "bob"], "groups": ["alice", "bob", "staff"]}
+
+
+def etc_state(root: Path) -> dict[str, bytes]:
+    """The account files of a root, byte for byte."""
+    return {name: (root / "etc" / name).read_bytes() for name in ("passwd", "group", "shadow", "gshadow")}
+
+
+def system_accounts() -> dict[str, bytes]:
+    """This machine's own account files: no test may change them."""
+    return {name: Path("/etc", name).read_bytes() for name in ("passwd", "group", "shadow", "gshadow")}
+
+
+def accounts_file(src: Path, doc: Any) -> dict[str, Any]:
+    """An accounts item for ``doc`` (JSON, or bytes as they are), with the names the spec allows."""
+    data = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    return {"name": "accounts", "kind": "accounts", **private_file(src / "accounts.json", data), **ALLOWED}
+
+
+def test_accounts_come_back_with_their_numbers_before_the_files_they_own(base: Path) -> None:
+    live = system_accounts()
+    source = accounts_root(base / "source", SOURCE_PASSWD, SOURCE_GROUP)
+    share = base / "share"
+    share.mkdir()
+    (share / "report.txt").write_text("bob's\n")
+    os.chown(share / "report.txt", 1002, 1500)
+    dest = base / "backup"
+    [accounts] = run_module(
+        "provision_backup", {"dest": str(dest), "root": str(source), "items": [
+            {"name": "accounts", "kind": "accounts", "users": ["alice", "bob", "carol"], "groups": ["staff"]}]},
+    )["files"]
+    [tree] = backup(base / "backup2", [{"name": "share", "kind": "tar", "paths": [str(share)]}])
+    shutil.copy(tree["file"], dest)
+    items = [as_item(accounts, **ALLOWED), as_item(tree, paths=[str(share)])]
+    root = accounts_root(base / "target", TARGET_PASSWD, TARGET_GROUP)
+    before = etc_state(root)
+    holds = [
+        "group alice (1001) created", "group bob (1002) created",
+        "user alice (1001) created", "user bob (1002) created",
+        "group staff (1500) kept",
+        "not made, not named by the item - group carol, user carol",
+    ]
+
+    check = restore(dest, items, root, check=True)
+    assert not check["_failed"] and check["changed"] is True, check["_stdout"]
+    assert [(r["name"], r["holds"], r["seconds"]) for r in check["restored"]] == [
+        ("accounts", holds, None), ("share", [str(share)], None)]
+    assert etc_state(root) == before and not at(root, share).exists()
+
+    result = restore(dest, items, root)
+    assert not result["_failed"] and result["changed"] is True, result["_stdout"]
+    assert [(r["name"], r["holds"]) for r in result["restored"]] == [("accounts", holds), ("share", [str(share)])]
+    after = {name: data.decode() for name, data in etc_state(root).items()}
+    assert after["passwd"].splitlines()[-2:] == ["alice:x:1001:1001:Alice Doe,,,:/home/alice:/bin/bash",
+                                                 "bob:x:1002:1002:Bob Roe:/home/bob:/usr/sbin/nologin"]
+    assert after["group"].splitlines()[-2:] == ["alice:x:1001:", "bob:x:1002:"]
+    # No password came back (the apply sets it): the new accounts are locked.
+    assert [line.split(":")[:2] for line in after["shadow"].splitlines()[-2:]] == [["alice", "!"], ["bob", "!"]]
+    assert [line.split(":")[0] for line in after["gshadow"].splitlines()[-2:]] == ["alice", "bob"]
+    assert "carol" not in after["passwd"] + after["group"]
+    assert not (root / "home" / "alice").exists()  # no home made: /home comes back from its own archive
+    # The file is bob's and staff's again, by the numbers the accounts now have.
+    assert mode(at(root, share) / "report.txt")[:2] == (1002, 1500)
+
+    # Again: everything is there with its number, nothing is made, nothing changes.
+    again = restore(dest, items[:1], root)
+    assert not again["_failed"] and again["changed"] is False, again["_stdout"]
+    assert again["restored"][0]["holds"] == [
+        "group alice (1001) kept", "group bob (1002) kept", "group staff (1500) kept",
+        "user alice (1001) kept", "user bob (1002) kept",
+        "not made, not named by the item - group carol, user carol",
+    ]
+    assert system_accounts() == live
+
+
+GOOD_USER = {"uid": 1001, "gid": 1001, "group": "alice", "home": "/home/alice", "shell": "/bin/bash",
+             "gecos": "Alice Doe"}
+
+
+def with_user(**change: Any) -> dict[str, Any]:
+    return {"users": {"alice": {**GOOD_USER, **change}}, "groups": {"alice": 1001, "bob": 1002, "staff": 1500}}
+
+
+# Each refused whole, nothing made: (the file, words of the message).
+HOSTILE_ACCOUNTS: dict[str, tuple[Any, str]] = {
+    "root's uid": (with_user(uid=0), "user alice: uid 0 is not a regular account's (1000..59999)"),
+    "a system uid": (with_user(uid=999), "user alice: uid 999 is not a regular account's"),
+    "a system gid": ({"users": {}, "groups": {"bob": 1002, "sudo": 27}}, "group sudo: gid 27 is not a regular"),
+    "a name with a slash": ({"users": {"../alice": GOOD_USER}, "groups": {"alice": 1001}},
+                            "user name '../alice' is not [a-z_][a-z0-9_.-]{0,31}"),
+    "a colon in gecos": (with_user(gecos="Alice:0:0"), "user alice: gecos 'Alice:0:0' is not UTF-8 text without ':'"),
+    "a newline in home": (with_user(home="/home/alice\nroot"), "user alice: home '/home/alice\\nroot' is not"),
+    "a relative home": (with_user(home="home/alice"), "user alice: home 'home/alice' is not an absolute, normalized"),
+    "a 2 MiB file": (json.dumps(with_user(gecos="x" * 10)).encode() + b" " * (2 << 20),
+                     "it is larger than 1048576 bytes"),
+    "a gid another group has here": ({"users": {}, "groups": {"bob": 1010}},
+                                     "nothing was made - gid 1010 of group bob is group keep's here"),
+    "a group here with another gid": ({"users": {}, "groups": {"alice": 1001, "staff": 1600}},
+                                      "nothing was made - group staff has gid 1500 here, 1600 in the backup"),
+    "a uid another user has here": (with_user(uid=1010), "nothing was made - uid 1010 of user alice is user keep's"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_ACCOUNTS))
+def test_a_hostile_accounts_file_is_refused_with_nothing_made(base: Path, case: str) -> None:
+    live = system_accounts()
+    doc, message = HOSTILE_ACCOUNTS[case]
+    src = base / "src"
+    root = accounts_root(base / "target", TARGET_PASSWD, TARGET_GROUP)
+    before = etc_state(root)
+    for check in (True, False):
+        result = restore(src, [accounts_file(src, doc)], root, check=check)
+        assert result["_failed"] and result["item"] == "accounts", result["_stdout"]
+        assert message in result["msg"], result["msg"]
+        assert result["restored"] == [] and etc_state(root) == before
+    assert system_accounts() == live
+
+
+def test_the_accounts_item_comes_first_and_once(base: Path) -> None:
+    src = base / "src"
+    accounts = accounts_file(src, with_user())
+    tar = {"name": "a", "kind": "tar", "paths": ["/srv/x"], **private_file(src / "a.tar.gz", archive([DIR, OK]))}
+    root = accounts_root(base / "target", TARGET_PASSWD, TARGET_GROUP)
+    before = etc_state(root)
+    for items in ([tar, accounts], [accounts, {**accounts, "name": "again"}]):
+        result = restore(src, items, root)
+        assert result["_failed"] and "kind accounts is the first item and the only one of its kind" in result["msg"]
+        assert etc_state(root) == before and not (root / "srv").exists()
+
+
+def read(tmp_path: Path, data: bytes) -> Any:
+    """read_accounts of a file holding ``data``."""
+    path = tmp_path / "accounts.json"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return rf.read_accounts("accounts", fd)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"[]", "not an object of users and groups"),
+        (b'{"users": {}}', "not an object of users and groups"),
+        (b'{"users": {}, "groups": {}, "shadow": {}}', "not an object of users and groups"),
+        (b'{"users": [], "groups": {}}', "not an object of users and groups"),
+        (b'{"users": {}, "groups": {"a": 1001, "a": 1002}}', "'a' is named twice in one object"),
+        (b'{"users": {}, "groups": {"a": "1001"}}', "group a: gid '1001' is not a regular"),
+        (b'{"users": {}, "groups": {"a": true}}', "group a: gid True is not a regular"),
+        (b'{"users": {}, "groups": {"a": 1001.0}}', "group a: gid 1001.0 is not a regular"),
+        (b'{"users": {}, "groups": {"a": NaN}}', "NaN is not a number of JSON"),
+        (b'{"users": {}, "groups": {"a": 60000}}', "group a: gid 60000 is not a regular"),
+        (b'{"users": {}, "groups": {"a": 1001, "b": 1001}}', "gid 1001 is group a's and group b's"),
+        (b'{"users": {}, "groups": {"Root": 1001}}', "group name 'Root' is not"),
+        (b'{"users": {}, "groups": {"-g": 1001}}', "group name '-g' is not"),
+        (b'{"users": {}, "groups": {"\xff": 1001}}', "it is not UTF-8 JSON"),
+        (b"[" * 200_000 + b"]" * 200_000, "it is not UTF-8 JSON"),
+        (b'{"users": {"alice": {"uid": 1001}}, "groups": {}}', "user alice is not an object of gecos, gid, group"),
+        (json.dumps(with_user(shell="bin/sh")).encode(), "user alice: shell 'bin/sh' is not an absolute"),
+        (json.dumps(with_user(home="/home/../root")).encode(), "user alice: home '/home/../root' is not an absolute"),
+        (json.dumps(with_user(gecos="a\x1bb")).encode(), "user alice: gecos 'a\\x1bb' is not UTF-8 text"),
+        (json.dumps(with_user(gecos="\udcff")).encode(), "user alice: gecos '\\udcff' is not UTF-8 text"),
+        (json.dumps(with_user(group="Alice")).encode(), "user alice: primary group 'Alice' is not"),
+        (json.dumps(with_user(gid=1002)).encode(), "user alice: gid 1002 is not its group alice's (1001)"),
+        (json.dumps({"users": {"alice": GOOD_USER, "bob": {**GOOD_USER, "group": "bob", "gid": 1002}},
+                     "groups": {}}).encode(), "uid 1001 is user alice's and user bob's"),
+    ],
+)
+def test_accounts_files_of_the_wrong_shape_are_refused(tmp_path: Path, data: bytes, message: str) -> None:
+    with pytest.raises(rf.Failed, match=r"^item accounts: the accounts file is refused - ") as caught:
+        read(tmp_path, data)
+    assert message in str(caught.value)
+
+
+def test_a_user_whose_primary_group_is_nowhere_is_refused(tmp_path: Path) -> None:
+    found = read(tmp_path, json.dumps({"users": {"alice": GOOD_USER}, "groups": {"staff": 1500}}).encode())
+    root = accounts_root(tmp_path / "target", TARGET_PASSWD, TARGET_GROUP)
+    with pytest.raises(rf.Failed, match="user alice: its primary group alice is neither here nor made by this item"):
+        rf.plan_accounts("accounts", found, (("alice",), ("staff",)), str(root))
+    # Named by the file but not allowed by the item: the same.
+    found = read(tmp_path, json.dumps(with_user()).encode())
+    with pytest.raises(rf.Failed, match="its primary group alice is neither here nor made"):
+        rf.plan_accounts("accounts", found, (("alice",), ("staff",)), str(root))
+
+
+def test_check_mode_against_this_machine_reads_and_makes_nothing(base: Path) -> None:
+    """root / reads the accounts through the name service; check mode runs no groupadd."""
+    gid = 59999
+    if any(g.gr_gid == gid or g.gr_name == "provision-test-grp" for g in grp.getgrall()):
+        pytest.skip(f"gid {gid} or provision-test-grp is taken on this machine")
+    src = base / "src"
+    item = {**accounts_file(src, {"users": {}, "groups": {"provision-test-grp": gid}}),
+            "groups": ["provision-test-grp"]}
+    live = system_accounts()
+    result = restore(src, [item], check=True)
+    assert not result["_failed"] and result["changed"] is True, result["_stdout"]
+    assert result["restored"][0]["holds"] == [f"group provision-test-grp ({gid}) created"]
+    with pytest.raises(KeyError):
+        grp.getgrnam("provision-test-grp")
+    assert system_accounts() == live
 
 
 # --------------------------------------------------------------------------- PostgreSQL, for real

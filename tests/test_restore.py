@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "inventories" / "lab-domain.yml"
 DOMAIN = spec.load_network(SPEC)
 WORKGROUP = spec.load_network(ROOT / "inventories" / "lab-workgroup.yml")
-SUFFIX = {"tar": ".tar.gz", "samba_domain": ".tar.bz2", "pg_dump": ".dump", "pg_globals": ".sql"}
+SUFFIX = {"tar": ".tar.gz", "samba_domain": ".tar.bz2", "pg_dump": ".dump", "pg_globals": ".sql", "accounts": ".json"}
 STAMP = "20261206T120000Z"
 
 
@@ -218,15 +218,42 @@ def test_a_foreign_domain_on_a_dc_stops_the_restore(tmp_path: Path) -> None:
         restore.decide(DOMAIN, found, states)
 
 
-def test_a_lost_peer_gets_its_password_database_and_shares(tmp_path: Path) -> None:
-    found = restore.open_backup(WORKGROUP, make_backup(tmp_path, WORKGROUP))
+def _lost_peer1(found: restore.Backup) -> restore.Plan:
     states = {n: HostState(n, HOLDS, "") for n in found.files}
     states["peer1"] = HostState("peer1", LOST, "")
-    plan = restore.decide(WORKGROUP, found, states)
-    assert [i["name"] for i in plan.phase_vars(restore.PHASE_FILES)["peer1"]["files"]] == [
-        "passdb", "share-projects", "share-handbook"]
+    return restore.decide(WORKGROUP, found, states)
+
+
+def test_a_lost_peer_gets_its_accounts_first_then_its_password_database_and_shares(tmp_path: Path) -> None:
+    found = restore.open_backup(WORKGROUP, make_backup(tmp_path, WORKGROUP))
+    plan = _lost_peer1(found)
+    files = plan.phase_vars(restore.PHASE_FILES)["peer1"]["files"]
+    assert [i["name"] for i in files] == ["accounts", "passdb", "workgroup-state", "share-projects", "share-handbook"]
     assert set(plan.phase_vars(restore.PHASE_FILES)) == {"peer1"}
-    assert any(n.startswith("peer1: its files come back with the user and group numbers") for n in plan.notes)
+    # The names the spec lets the host make; the numbers are the file's.
+    assert files[0] == {"name": "accounts", "kind": "accounts", "file": "accounts.json",
+                        "sha256": found.file("peer1", "accounts").sha256,  # type: ignore[union-attr]
+                        "users": ["alice", "bob", "carol"], "groups": ["alice", "bob", "carol", "finance", "staff"]}
+    assert not any("numbers" in n for n in plan.notes)
+
+
+def test_a_peers_accounts_go_first_whatever_order_the_manifest_has(tmp_path: Path) -> None:
+    folder = make_backup(tmp_path, WORKGROUP)
+    _edit(folder, lambda m: m["hosts"]["peer1"]["items"].reverse())
+    plan = _lost_peer1(restore.open_backup(WORKGROUP, folder))
+    assert [i["name"] for i in plan.phase_vars(restore.PHASE_FILES)["peer1"]["files"]] == [
+        "accounts", "share-handbook", "share-projects", "workgroup-state", "passdb"]
+
+
+def test_a_backup_without_the_accounts_of_a_lost_peer_warns_about_the_owners(tmp_path: Path) -> None:
+    folder = make_backup(tmp_path, WORKGROUP)
+    _edit(folder, lambda m: m["hosts"]["peer1"].update(items=m["hosts"]["peer1"]["items"][1:]))
+    found = restore.open_backup(WORKGROUP, folder)
+    assert "peer1: accounts is not in the backup (new since?); nothing to put back" in found.notes
+    plan = _lost_peer1(found)
+    assert [i["name"] for i in plan.phase_vars(restore.PHASE_FILES)["peer1"]["files"]] == [
+        "passdb", "workgroup-state", "share-projects", "share-handbook"]
+    assert any(n.startswith("peer1: the backup holds no numbers of its local accounts") for n in plan.notes)
 
 
 def test_cli_refuses_a_damaged_backup_before_contacting_anything(tmp_path: Path) -> None:

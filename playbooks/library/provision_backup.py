@@ -1,5 +1,6 @@
 #!/usr/bin/python
-"""Ansible module: one host's backup files - archives of paths, the AD domain database, PostgreSQL dumps."""
+"""Ansible module: one host's backup files - archives of paths, the AD domain database, PostgreSQL dumps,
+the numbers of local accounts."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ description:
     C(pg_restore)), a C(pg_globals) item C(pg_dumpall --globals-only) (roles with their
     password hashes, role memberships, tablespaces), both run as the C(postgres) user over the
     local socket (peer authentication), their output streamed into the file as root.
+  - An C(accounts) item is C(NAME.json) - the numbers of the local users of O(items[].users) and
+    the groups of O(items[].groups), so provision_restore_files can make them again with the same
+    numbers before archives with numeric owners come back. It holds one JSON object -
+    C(users) (by name, each user's C(uid), C(gid), C(group) - the name of its primary group, which
+    joins the groups - C(home), C(shell) and C(gecos)) and C(groups) (by name, each group's gid) -
+    and never a password or a hash (C(/etc/shadow) is not read). Names not on the host, and accounts that are not
+    regular ones (an id outside 1000..59999, a home or shell that is not an absolute, normalized
+    path, a field with C(:) or a control character) are left out and said in RV(files[].paths).
   - Commands run without a shell, their arguments a list, in the C locale.
   - A backup is an action, so a run that succeeds is always C(changed). Check mode checks
     everything a run would need (O(dest), names, paths, the tools) and reports the files it
@@ -45,6 +54,13 @@ options:
         missing parents, or an existing empty directory (made C(0700 root:root)).
     type: str
     required: true
+  root:
+    description:
+      - Where an C(accounts) item reads the host's accounts - C(/) through the system's name
+        service, any other directory from its C(etc/passwd) and C(etc/group). Not C(/) only in
+        tests, and then every item must be of kind C(accounts).
+    type: str
+    default: /
   items:
     description: The files to make, in order; each is C(DEST/NAME) plus the suffix of its kind.
     type: list
@@ -58,11 +74,11 @@ options:
         required: true
       kind:
         description:
-          - C(tar) (C(NAME.tar.gz)), C(samba_domain) (C(NAME.tar.bz2)), C(pg_dump) (C(NAME.dump))
-            or C(pg_globals) (C(NAME.sql)).
+          - C(tar) (C(NAME.tar.gz)), C(samba_domain) (C(NAME.tar.bz2)), C(pg_dump) (C(NAME.dump)),
+            C(pg_globals) (C(NAME.sql)) or C(accounts) (C(NAME.json)).
         type: str
         required: true
-        choices: [tar, samba_domain, pg_dump, pg_globals]
+        choices: [tar, samba_domain, pg_dump, pg_globals, accounts]
       paths:
         description:
           - C(tar) only, required there - absolute, normalized paths to archive (a directory with
@@ -82,6 +98,17 @@ options:
         description:
           - C(tar) only - leave out paths that do not exist instead of failing (C(false) when not given).
         type: bool
+      users:
+        description:
+          - C(accounts) only - local users whose numbers to record (with their primary groups),
+            each C([a-z_][a-z0-9_.-]{0,31}); O(items[].users) or O(items[].groups) is required there.
+        type: list
+        elements: str
+      groups:
+        description:
+          - C(accounts) only - local groups whose numbers to record, named as O(items[].users) are.
+        type: list
+        elements: str
       database:
         description: C(pg_dump) only, required there - the database to dump.
         type: str
@@ -119,6 +146,10 @@ EXAMPLES = r"""
         database: projects
       - name: pg-globals
         kind: pg_globals
+      - name: accounts
+        kind: accounts
+        users: [alice, bob]
+        groups: [staff]
   register: backup
 """
 
@@ -151,7 +182,9 @@ files:
     paths:
       description:
         - What it holds - for C(tar) the absolute paths archived (those of O(items[].paths) that
-          exist); for the other kinds one line that says what was dumped.
+          exist); for C(accounts) a line of the users and one of the groups with their numbers,
+          then a line for each name left out and why; for the other kinds one line that says
+          what was dumped.
       type: list
       elements: str
 item:
@@ -162,6 +195,7 @@ item:
 
 import contextlib  # noqa: E402
 import glob  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import stat  # noqa: E402
@@ -174,8 +208,8 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.provision_archive import PG_USER, Failed, absolute, inside, need, tail  # noqa: E402
 from ansible.module_utils.provision_commands import ENV  # noqa: E402
 
-SUFFIX = {"tar": ".tar.gz", "samba_domain": ".tar.bz2", "pg_dump": ".dump", "pg_globals": ".sql"}
-ONLY = provision_archive.only(("paths", "exclude", "missing_ok"))
+SUFFIX = {"tar": ".tar.gz", "samba_domain": ".tar.bz2", "pg_dump": ".dump", "pg_globals": ".sql", "accounts": ".json"}
+ONLY = provision_archive.only(("paths", "exclude", "missing_ok"), ("users", "groups"))
 # Everything Samba keeps outside the file's bytes: owners by number, POSIX ACLs, every xattr
 # (security.NTACL, user.DOSATTRIB, user.DosStream.*); POSIX format, the one that holds them.
 TAR_OPTIONS = ("--format=posix", "--acls", "--xattrs", "--xattrs-include=*", "--numeric-owner", "--sparse")
@@ -193,6 +227,7 @@ class Item(NamedTuple):
     database: str = ""
     port: int = 5432
     socket_dir: str = "/var/run/postgresql"
+    data: str = ""  # accounts: the JSON to write
 
 
 def covered(path: str, top: str) -> bool:
@@ -246,7 +281,7 @@ def pg_argv(runuser: str, tool: str, item: Item) -> list[str]:
     return [*argv, "--globals-only"]
 
 
-def plan(module: AnsibleModule, dest: str, raw: list[dict[str, Any]]) -> list[Item]:
+def plan(module: AnsibleModule, dest: str, raw: list[dict[str, Any]], root: str = "/") -> list[Item]:
     """Every item checked before anything is made: names, options for the kind, paths, tools."""
     items: list[Item] = []
     seen: set[str] = set()
@@ -257,6 +292,8 @@ def plan(module: AnsibleModule, dest: str, raw: list[dict[str, Any]]) -> list[It
             items.append(tar_item(name, file, dest, spec))
             need(module, "tar", name, "kind tar archives with GNU tar")
             need(module, "gzip", name, "kind tar compresses with gzip")
+        elif kind == "accounts":
+            items.append(accounts_item(name, file, spec, root))
         elif kind == "samba_domain":
             need(module, "samba-tool", name, "kind samba_domain runs samba-tool domain backup offline on an AD DC")
             items.append(
@@ -302,6 +339,66 @@ def tar_item(name: str, file: str, dest: str, spec: dict[str, Any]) -> Item:
     return Item(name, "tar", file, tuple(held), tops=tuple(top), exclude=tuple(exclude))
 
 
+def accounts_item(name: str, file: str, spec: dict[str, Any], root: str) -> Item:
+    """The item's users (with their primary groups) and groups as they are here, read now: what
+    useradd and groupadd need to make them again with the same numbers. A name that is not here,
+    or not an account the restore can make again, is left out and said."""
+    users, groups = provision_archive.account_names(name, spec)
+    have_users, have_groups = provision_archive.local_accounts(root)
+    group_of: dict[int, str] = {}
+    for group, gid in have_groups.items():
+        group_of.setdefault(gid, group)
+    kept_users: dict[str, dict[str, Any]] = {}
+    wanted = list(groups)
+    missing: list[str] = []
+    left_out: list[str] = []
+    uids: dict[int, str] = {}
+    for user in users:
+        account = have_users.get(user)
+        if account is None:
+            missing.append(f"user {user}")
+            continue
+        group = group_of.get(account.gid)
+        if group is None:
+            problem = f"user {user}: its primary group {account.gid} has no name here"
+        else:
+            problem = provision_archive.account_problem(user, account, group)
+        if not problem and account.uid in uids:
+            problem = f"user {user}: uid {account.uid} is user {uids[account.uid]}'s too"
+        if problem:
+            left_out.append(problem)
+            continue
+        uids[account.uid] = user
+        kept_users[user] = {**account._asdict(), "group": group}
+        if group not in wanted:
+            wanted.append(str(group))
+    kept_groups: dict[str, int] = {}
+    gids: dict[int, str] = {}
+    for group in wanted:
+        gid = have_groups.get(group)
+        if gid is None:
+            missing.append(f"group {group}")
+        elif not provision_archive.regular(gid):
+            left_out.append(f"group {group}: gid {gid} is not a regular group's")
+        elif gid in gids:
+            left_out.append(f"group {group}: gid {gid} is group {gids[gid]}'s too")
+        else:
+            gids[gid] = group
+            kept_groups[group] = gid
+    for user, entry in list(kept_users.items()):
+        if kept_groups.get(entry["group"]) != entry["gid"]:  # its primary group was left out
+            del kept_users[user]
+            left_out.append(f"user {user}: its primary group {entry['group']} is left out")
+    holds = [
+        "users " + (", ".join(f"{u} ({e['uid']})" for u, e in kept_users.items()) or "none"),
+        "groups " + (", ".join(f"{g} ({gid})" for g, gid in kept_groups.items()) or "none"),
+        *(["left out, not on this host - " + ", ".join(missing)] if missing else []),
+        *(f"left out, {why}" for why in left_out),
+    ]
+    data = json.dumps({"users": kept_users, "groups": kept_groups}, indent=1, sort_keys=True) + "\n"
+    return Item(name, "accounts", file, tuple(holds), data=data)
+
+
 def prepare_dest(dest: str, check: bool) -> bool:
     """Check ``dest`` (missing, or an empty directory) and, unless in check mode, make it
     0700 root:root; whether this run created it."""
@@ -342,6 +439,11 @@ def make_tar(module: AnsibleModule, item: Item, dest: str) -> None:
         module.warn(f"item {item.name}: files changed while tar read them: {tail(err or out)}")
     elif rc != 0:
         raise Failed(f"item {item.name}: tar failed ({rc}): {tail(err or out)}", item.name)
+
+
+def make_accounts(item: Item) -> None:
+    with os.fdopen(new_file(item.file), "w", encoding="utf-8") as fh:
+        fh.write(item.data)
 
 
 def make_samba_domain(module: AnsibleModule, item: Item, dest: str) -> None:
@@ -428,19 +530,26 @@ def main() -> None:
             "paths": {"type": "list", "elements": "str"},
             "exclude": {"type": "list", "elements": "str"},
             "missing_ok": {"type": "bool"},
+            "users": {"type": "list", "elements": "str"},
+            "groups": {"type": "list", "elements": "str"},
         },
     )
     module = AnsibleModule(
         argument_spec={
             "dest": {"type": "str", "required": True},
+            "root": {"type": "str", "default": "/"},
             "items": {"type": "list", "elements": "dict", "required": True, "options": item_spec},
         },
         supports_check_mode=True,
     )
-    dest = module.params["dest"]
+    dest, root = module.params["dest"], module.params["root"]
     check = module.check_mode
     if not absolute(dest) or dest == "/":
         module.fail_json(msg=f"dest {dest!r} is not an absolute, normalized path below /")
+    if not absolute(root) or not os.path.isdir(root):
+        module.fail_json(msg=f"root {root!r} is not an absolute, normalized path of a directory")
+    if root != "/" and any(i["kind"] != "accounts" for i in module.params["items"]):
+        module.fail_json(msg="a root other than / is for items of kind accounts only")
     if os.geteuid() != 0:
         module.fail_json(msg="provision_backup must run as root (become: true)")
     os.umask(0o077)  # whatever a tool writes on its own is private too
@@ -449,7 +558,7 @@ def main() -> None:
     created: str | None = None
     current: Item | None = None
     try:
-        items = plan(module, dest, module.params["items"])
+        items = plan(module, dest, module.params["items"], root)
         if not items:
             raise Failed("items is empty: there is nothing to back up")
         if prepare_dest(dest, check) and not check:
@@ -462,6 +571,8 @@ def main() -> None:
             made.append(current.file)
             if current.kind == "tar":
                 make_tar(module, current, dest)
+            elif current.kind == "accounts":
+                make_accounts(current)
             elif current.kind == "samba_domain":
                 make_samba_domain(module, current, dest)
             else:

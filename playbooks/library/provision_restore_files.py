@@ -1,5 +1,6 @@
 #!/usr/bin/python
-"""Ansible module: put one host's backup files back - archives of paths, PostgreSQL roles and databases."""
+"""Ansible module: put one host's backup files back - local accounts with their numbers, archives of paths,
+PostgreSQL roles and databases."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ module: provision_restore_files
 short_description: Put one host's backup files back on a host that was lost
 description:
   - Runs as root on the host that replaces a lost one and restores each item of O(items) from
-    its file in O(src_dir) - the files provision_backup made (C(NAME.tar.gz), C(NAME.sql),
-    C(NAME.dump)), copied there by the controller.
+    its file in O(src_dir) - the files provision_backup made (C(NAME.json), C(NAME.tar.gz),
+    C(NAME.sql), C(NAME.dump)), copied there by the controller.
   - Everything is checked before anything changes - the names, the options of each kind, the
     tools, and every file - it must be a regular file in O(src_dir) (not a symbolic link) that
     only root can write, its SHA-256 must be O(items[].sha256) (otherwise the copy is not the
@@ -29,6 +30,21 @@ description:
     data after its end. Python's tarfile and GNU tar both read the archive and must agree on
     every member's type, name, mode and link target, so no difference between the two parsers
     can hide a member from the inspection.
+  - An C(accounts) item makes the local groups and users of its file (provision_backup's kind
+    C(accounts)) again with the numbers they had, before anything is set aside or extracted - the
+    archives hold owners by number. Only the names of O(items[].groups) and O(items[].users) are
+    made (the spec decides, not the file; the others are said in RV(restored[].holds)). The file
+    is refused whole, with nothing made, when it is larger than 1 MiB or not UTF-8 JSON of that
+    shape (a name twice included), a name is not C([a-z_][a-z0-9_.-]{0,31}), an id lies outside
+    1000..59999 (regular accounts only, never root nor a system account), two entries share an
+    id, a home or shell is not an absolute, normalized path, or a field holds C(:) or a control
+    character. A group that is missing is made with C(groupadd --gid), a user with
+    C(useradd --uid --gid --no-user-group --no-create-home --home-dir --shell --comment) (no
+    password - the apply sets it); one that exists with the same number is kept. A group or user
+    that exists with another number, or whose number belongs to another name here, fails the
+    item naming both, before anything is made; so does a user whose primary group is neither on
+    the host nor made by the item. When O(root) is not C(/), the accounts are read from its
+    C(etc/passwd) and C(etc/group) and made there with C(--prefix).
   - Then, before any archive is extracted, each path of O(items[].paths) that the archive holds
     and that exists on the host (below O(root)) is renamed aside to
     C(PATH.before-restore-STAMP) - on the same filesystem, so nothing is copied and nothing is
@@ -74,11 +90,15 @@ options:
   root:
     description:
       - The directory the archives are extracted into - the absolute paths of
-        O(items[].paths) are seen from it (a path P lands at ROOT/P). Not C(/) only in tests.
+        O(items[].paths) are seen from it (a path P lands at ROOT/P) - and whose C(etc/passwd),
+        C(etc/group), C(etc/shadow) and C(etc/gshadow) the accounts are made in. Not C(/) only
+        in tests.
     type: str
     default: /
   items:
-    description: What to restore, in order (a C(pg_globals) item before the C(pg_dump) items whose owners it creates).
+    description:
+      - What to restore, in order - an C(accounts) item first and only one (it makes the owners of
+        the archives' files), a C(pg_globals) item before the C(pg_dump) items whose owners it creates.
     type: list
     elements: dict
     required: true
@@ -90,11 +110,11 @@ options:
         required: true
       kind:
         description:
-          - C(tar) (a gzip'd GNU tar), C(pg_globals) (C(pg_dumpall --globals-only)) or C(pg_dump)
-            (C(pg_dump --format=custom)).
+          - C(accounts) (local users and groups with their numbers, JSON), C(tar) (a gzip'd GNU
+            tar), C(pg_globals) (C(pg_dumpall --globals-only)) or C(pg_dump) (C(pg_dump --format=custom)).
         type: str
         required: true
-        choices: [tar, pg_globals, pg_dump]
+        choices: [accounts, tar, pg_globals, pg_dump]
       file:
         description: The file's name in O(src_dir) - a plain name, no C(/).
         type: str
@@ -107,6 +127,17 @@ options:
         description:
           - C(tar) only, required there - the absolute, normalized paths (not C(/)) the archive
             may hold; every member must be one of them or lie below one.
+        type: list
+        elements: str
+      users:
+        description:
+          - C(accounts) only - the users of the file that may be made (the others are not);
+            O(items[].users) or O(items[].groups) is required there.
+        type: list
+        elements: str
+      groups:
+        description:
+          - C(accounts) only - the groups of the file that may be made (the others are not).
         type: list
         elements: str
       database:
@@ -125,10 +156,28 @@ options:
 notes:
   - Needs root (C(become)).
   - A run that fails after it changed something reports in RV(set_aside) and RV(restored)
-    what it had done by then.
+    what it had done by then; the accounts an C(accounts) item made before a C(groupadd) or
+    C(useradd) failed are named in the message.
 """
 
 EXAMPLES = r"""
+- name: Put the backup of peer1 back, its local accounts first
+  provision_restore_files:
+    src_dir: /var/lib/provision/restore/20240501T030000Z
+    stamp: "20240502T101500Z"
+    items:
+      - name: accounts
+        kind: accounts
+        file: accounts.json
+        sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+        users: [alice, bob]
+        groups: [alice, bob, staff]
+      - name: share-projects
+        kind: tar
+        file: share-projects.tar.gz
+        sha256: 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752
+        paths: [/srv/projects]
+
 - name: Put the backup of fs1 back
   provision_restore_files:
     src_dir: /var/lib/provision/restore/20240501T030000Z
@@ -178,7 +227,9 @@ restored:
     holds:
       description:
         - What was put back - for C(tar) the paths of O(items[].paths) the archive holds (as seen
-          from O(root)), for C(pg_dump) the database, for C(pg_globals) one line saying the roles.
+          from O(root)), for C(pg_dump) the database, for C(pg_globals) one line saying the roles,
+          for C(accounts) a line per group and user, created or kept, with its number, and one
+          for the names of the file not made.
       type: list
       elements: str
       sample: [/srv/shares/projects]
@@ -220,6 +271,7 @@ item:
 """
 
 import gzip  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import stat  # noqa: E402
@@ -233,14 +285,16 @@ from typing import IO, Any, NamedTuple, cast  # noqa: E402
 
 from ansible.module_utils import provision_archive  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.provision_archive import CHUNK, PG_USER, Failed, absolute, inside, need  # noqa: E402
+from ansible.module_utils.provision_archive import CHUNK, PG_USER, Account, Failed, absolute, inside, need  # noqa: E402
 from ansible.module_utils.provision_commands import ENV  # noqa: E402
 from ansible.module_utils.provision_fileops import Refused, move_aside  # noqa: E402
 
 STAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-KINDS = ("tar", "pg_globals", "pg_dump")
-ONLY = provision_archive.only(("paths",))
+KINDS = ("accounts", "tar", "pg_globals", "pg_dump")
+ONLY = provision_archive.only(("paths",), ("users", "groups"))
+ACCOUNTS_MAX = 1 << 20  # bytes of an accounts file: thousands of accounts
+USER_FIELDS = frozenset({"uid", "gid", "group", "home", "shell", "gecos"})
 # What provision_backup's archives hold back: owners by number, POSIX ACLs, every xattr (without
 # --xattrs-include=* GNU tar restores only user.* and security.NTACL is silently lost).
 EXTRACT_OPTIONS = (
@@ -282,6 +336,15 @@ OBJECTS = (
 )
 
 
+class Accounts(NamedTuple):
+    """What an accounts item does, checked against the host."""
+
+    groups: tuple[tuple[str, int], ...]  # to make: name, gid
+    users: tuple[tuple[str, Account, str], ...]  # to make: name, account, primary group
+    kept: tuple[str, ...]  # there already with the same number
+    left_out: tuple[str, ...]  # in the file, not named by the item
+
+
 class Item(NamedTuple):
     """One checked item: its open file and what restoring it does."""
 
@@ -295,8 +358,18 @@ class Item(NamedTuple):
     port: int = 5432
     socket_dir: str = "/var/run/postgresql"
     skip: str = ""  # why it is not restored
+    accounts: Accounts | None = None
 
     def holds(self) -> list[str]:
+        if self.accounts is not None:
+            made = [f"group {g} ({gid}) created" for g, gid in self.accounts.groups]
+            made += [f"user {u} ({a.uid}) created" for u, a, _ in self.accounts.users]
+            left = self.accounts.left_out
+            return [
+                *made,
+                *self.accounts.kept,
+                *([f"not made, not named by the item - {', '.join(left)}"] if left else []),
+            ]
         if self.kind == "tar":
             return list(self.held)
         if self.kind == "pg_dump":
@@ -601,10 +674,173 @@ def check_member(
     return TYPES[info.type], raw, stat.filemode(stat.S_IFREG | (info.mode & 0o7777))[1:], link
 
 
+# --------------------------------------------------------------------------- the accounts
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose names are all different (json.loads would keep the last of two)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"{key!r} is named twice in one object")
+        out[key] = value
+    return out
+
+
+def no_constant(word: str) -> Any:
+    raise ValueError(f"{word} is not a number of JSON")
+
+
+def read_accounts(name: str, fd: int) -> tuple[dict[str, tuple[Account, str]], dict[str, int]]:
+    """The users (name -> account, primary group) and groups (name -> gid) of an accounts file,
+    refused whole unless every entry is a regular account useradd and groupadd can make again."""
+
+    def refuse(why: str) -> Failed:
+        return Failed(f"item {name}: the accounts file is refused - {why}", name)
+
+    raw = os.pread(fd, ACCOUNTS_MAX + 1, 0)
+    if len(raw) > ACCOUNTS_MAX or os.fstat(fd).st_size > ACCOUNTS_MAX:
+        raise refuse(f"it is larger than {ACCOUNTS_MAX} bytes")
+    try:
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=unique_keys, parse_constant=no_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise refuse(f"it is not UTF-8 JSON ({str(exc)[:200]})") from None
+    if (
+        not isinstance(doc, dict)
+        or set(doc) != {"users", "groups"}
+        or not all(isinstance(v, dict) for v in doc.values())
+    ):
+        raise refuse("it is not an object of users and groups, each an object")
+    groups: dict[str, int] = {}
+    gids: dict[int, str] = {}
+    for group, gid in doc["groups"].items():
+        if not provision_archive.ACCOUNT.fullmatch(group):
+            raise refuse(f"group name {group!r} is not [a-z_][a-z0-9_.-]{{0,31}}")
+        if not provision_archive.regular(gid):
+            raise refuse(f"group {group}: gid {gid!r} is not a regular group's (1000..59999)")
+        if gid in gids:
+            raise refuse(f"gid {gid} is group {gids[gid]}'s and group {group}'s")
+        gids[gid] = group
+        groups[group] = gid
+    users: dict[str, tuple[Account, str]] = {}
+    uids: dict[int, str] = {}
+    for user, entry in doc["users"].items():
+        if not provision_archive.ACCOUNT.fullmatch(user):
+            raise refuse(f"user name {user!r} is not [a-z_][a-z0-9_.-]{{0,31}}")
+        if not isinstance(entry, dict) or set(entry) != USER_FIELDS:
+            raise refuse(f"user {user} is not an object of {', '.join(sorted(USER_FIELDS))}")
+        account = Account(entry["uid"], entry["gid"], entry["home"], entry["shell"], entry["gecos"])
+        problem = provision_archive.account_problem(user, account, entry["group"])
+        if problem:
+            raise refuse(problem)
+        if account.uid in uids:
+            raise refuse(f"uid {account.uid} is user {uids[account.uid]}'s and user {user}'s")
+        if entry["group"] in groups and groups[entry["group"]] != account.gid:
+            raise refuse(
+                f"user {user}: gid {account.gid} is not its group {entry['group']}'s ({groups[entry['group']]})"
+            )
+        uids[account.uid] = user
+        users[user] = (account, entry["group"])
+    return users, groups
+
+
+def plan_accounts(
+    name: str,
+    found: tuple[dict[str, tuple[Account, str]], dict[str, int]],
+    allowed: tuple[tuple[str, ...], tuple[str, ...]],
+    root: str,
+) -> Accounts:
+    """What making the file's accounts (those ``allowed`` names: users, groups) does here; every
+    conflict with the host's accounts at once, before anything is made."""
+    users, groups = found
+    allowed_users, allowed_groups = allowed
+    have_users, have_groups = provision_archive.local_accounts(root)
+    group_of: dict[int, str] = {}
+    for group, gid in have_groups.items():
+        group_of.setdefault(gid, group)
+    user_of: dict[int, str] = {}
+    for user, account in have_users.items():
+        user_of.setdefault(account.uid, user)
+    problems: list[str] = []
+    make_groups: list[tuple[str, int]] = []
+    make_users: list[tuple[str, Account, str]] = []
+    kept: list[str] = []
+    left_out: list[str] = []
+    final = dict(have_groups)
+    for group, gid in groups.items():
+        here = have_groups.get(group)
+        if group not in allowed_groups:
+            left_out.append(f"group {group}")
+        elif here == gid:
+            kept.append(f"group {group} ({gid}) kept")
+        elif here is not None:
+            problems.append(f"group {group} has gid {here} here, {gid} in the backup")
+        elif gid in group_of:
+            problems.append(f"gid {gid} of group {group} is group {group_of[gid]}'s here")
+        else:
+            make_groups.append((group, gid))
+            final[group] = gid
+    for user, (account, group) in users.items():
+        here_user = have_users.get(user)
+        if user not in allowed_users:
+            left_out.append(f"user {user}")
+        elif group not in final:
+            problems.append(f"user {user}: its primary group {group} is neither here nor made by this item")
+        elif final[group] != account.gid:
+            problems.append(
+                f"user {user}: its primary group {group} has gid {final[group]} here, {account.gid} in the backup"
+            )
+        elif here_user is not None and here_user.uid == account.uid:
+            kept.append(f"user {user} ({account.uid}) kept")
+        elif here_user is not None:
+            problems.append(f"user {user} has uid {here_user.uid} here, {account.uid} in the backup")
+        elif account.uid in user_of:
+            problems.append(f"uid {account.uid} of user {user} is user {user_of[account.uid]}'s here")
+        else:
+            make_users.append((user, account, group))
+    if problems:
+        raise Failed(f"item {name}: nothing was made - " + "; ".join(problems[:20]), name)
+    return Accounts(tuple(make_groups), tuple(make_users), tuple(kept), tuple(left_out))
+
+
+def make_accounts(module: AnsibleModule, item: Item, root: str, check: bool) -> int:
+    """groupadd and useradd with the numbers of the backup (in ROOT with --prefix); how many were
+    (in check mode, would be) made."""
+    assert item.accounts is not None
+    if check:
+        return len(item.accounts.groups) + len(item.accounts.users)
+    prefix = ["--prefix", root] if root != "/" else []
+    commands = [
+        (f"group {group}", ["groupadd", *prefix, "--gid", str(gid), "--", group]) for group, gid in item.accounts.groups
+    ]
+    commands += [
+        (
+            f"user {user}",
+            [
+                *("useradd", *prefix, "--uid", str(account.uid), "--gid", group, "--no-user-group"),
+                *("--no-create-home", "--home-dir", account.home, "--shell", account.shell),
+                *("--comment", account.gecos, "--", user),
+            ],
+        )
+        for user, account, group in item.accounts.users
+    ]
+    made: list[str] = []
+    for what, argv in commands:
+        tool = need(module, argv[0], item.name, f"kind accounts makes {what.split()[0]}s with it")
+        rc, out, err = run([tool, *argv[1:]])
+        if rc != 0:
+            before = f"; made before it - {', '.join(made)}" if made else ""
+            raise Failed(f"item {item.name}: {argv[0]} of {what} failed ({rc}): {tail(err or out)}{before}", item.name)
+        made.append(what)
+    return len(made)
+
+
 # --------------------------------------------------------------------------- the plan
 
 
-def plan(module: AnsibleModule, src_fd: int, src_dir: str, raw: list[dict[str, Any]], opened: list[int]) -> list[Item]:
+def plan(
+    module: AnsibleModule, src_fd: int, src_dir: str, raw: list[dict[str, Any]], opened: list[int], root: str = "/"
+) -> list[Item]:
     """Every item checked before anything changes: names, options for the kind, tools, the files."""
     items: list[Item] = []
     seen: set[str] = set()
@@ -612,7 +848,11 @@ def plan(module: AnsibleModule, src_fd: int, src_dir: str, raw: list[dict[str, A
         name, kind = provision_archive.check_item(spec, seen, ONLY)
         if not SHA256.fullmatch(spec["sha256"]):
             raise Failed(f"item {name}: sha256 {spec['sha256']!r} is not 64 hex digits", name)
-        if kind == "tar":
+        if kind == "accounts":
+            if items:  # one accounts item, checked against the host as it is before anything is made
+                raise Failed(f"item {name}: kind accounts is the first item and the only one of its kind", name)
+            allowed = provision_archive.account_names(name, spec)
+        elif kind == "tar":
             paths = tar_paths(name, spec.get("paths"))
             tar = need(module, "tar", name, "kind tar extracts with GNU tar")
             need(module, "gzip", name, "kind tar archives are gzip'd")
@@ -623,6 +863,14 @@ def plan(module: AnsibleModule, src_fd: int, src_dir: str, raw: list[dict[str, A
         file = os.path.join(src_dir, spec["file"])
         if provision_archive.checksum(fd)[1] != spec["sha256"].lower():
             raise Failed(f"item {name}: the SHA-256 of {file} is not the backup's: this is not the backup's file", name)
+        if kind == "accounts":
+            accounts = plan_accounts(name, read_accounts(name, fd), allowed, root)
+            if accounts.groups:
+                need(module, "groupadd", name, "kind accounts makes the missing groups with it")
+            if accounts.users:
+                need(module, "useradd", name, "kind accounts makes the missing users with it")
+            items.append(Item(name, kind, file, fd, accounts=accounts))
+            continue
         if kind == "tar":
             held = inspect(tar, name, fd, paths)
             skip = "" if held else "the archive holds none of its paths (none existed when the backup was made)"
@@ -791,6 +1039,8 @@ def main() -> None:
             "file": {"type": "str", "required": True},
             "sha256": {"type": "str", "required": True},
             "paths": {"type": "list", "elements": "str"},
+            "users": {"type": "list", "elements": "str"},
+            "groups": {"type": "list", "elements": "str"},
         },
     )
     module = AnsibleModule(
@@ -818,19 +1068,26 @@ def main() -> None:
     aside: list[dict[str, str]] = []
     skipped: list[dict[str, str]] = []
     current: str | None = None
+    made = 0  # accounts created
     try:
         try:
             opened.append(open_src_dir(src_dir))
-            items = plan(module, opened[0], src_dir, module.params["items"], opened)
+            items = plan(module, opened[0], src_dir, module.params["items"], opened, root)
             if not items:
                 raise Failed("items is empty: there is nothing to restore")
             moves = set_aside_plan(root, stamp, items)
             skipped = [{"name": i.name, "why": i.skip} for i in items if i.skip]
+            accounts = [i for i in items if i.accounts is not None]  # first in items: the owners come first
+            for item in accounts:
+                current = item.name
+                started = time.monotonic()
+                made += make_accounts(module, item, root, check)
+                restored.append(entry(item, None if check else round(time.monotonic() - started, 3)))
             for current, host, to in moves:
                 if not check:
                     set_aside(host, to, current)
                 aside.append({"path": host, "to": to})
-            for item in items:
+            for item in items[len(accounts) :]:
                 current = item.name
                 if item.skip:
                     continue
@@ -852,7 +1109,8 @@ def main() -> None:
     finally:
         for fd in opened:
             os.close(fd)
-    module.exit_json(changed=bool(restored or aside), restored=restored, set_aside=aside, not_restored=skipped)
+    others = [r for r in restored if r["kind"] != "accounts"]
+    module.exit_json(changed=bool(made or others or aside), restored=restored, set_aside=aside, not_restored=skipped)
 
 
 if __name__ == "__main__":
