@@ -31,8 +31,10 @@ description:
   - O(action=remove_dead) runs on a DC that holds the domain and removes the DC O(name), which was lost,
     from its directory - C(samba-tool domain demote --remove-other-dead-server) - its NTDS settings,
     server and computer objects and DNS records; FSMO roles it held are seized by this DC. Only then
-    can a rebuilt DC of that name join again without a stale DSA that replication keeps calling. Not
-    changed when the directory holds no such DC.
+    can a rebuilt DC of that name join again without a stale DSA that replication keeps calling. The
+    references the removal leaves behind (the DNS partitions' C(msDS-NC-Replica-Locations), stale DN
+    strings) are then fixed with C(samba-tool dbcheck --fix) on those attributes only, as
+    C(samba-tool domain backup restore) does. Not changed when the directory holds no such DC.
   - Check mode reports what would happen and changes nothing.
 version_added: "0.1.0"
 author: provision maintainers
@@ -126,6 +128,8 @@ PRIVATE = "/var/lib/samba/private"
 SAM = "/var/lib/samba/private/sam.ldb"
 CACHE_DIR = "/var/cache/samba"
 SMB_CONF = "/etc/samba/smb.conf"
+# What references a removed DC: fixed after the removal (samba's own restore fixes the same).
+STALE_DC_ATTRS = ("msDS-NC-Replica-Locations", "lastKnownParent", "interSiteTopologyGenerator")
 SERVICES = ("samba-ad-dc.service", "smbd.service", "nmbd.service", "winbind.service")
 NETBIOS = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,14}")
 REALM = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})+")
@@ -401,6 +405,14 @@ def remove_dead(module: AnsibleModule, params: dict[str, Any]) -> dict[str, Any]
     rc, out, err = run(module, [samba_tool, "domain", "demote", f"--remove-other-dead-server={name.upper()}"])
     if rc != 0:
         raise Failed(f"samba-tool domain demote --remove-other-dead-server={name} failed ({rc}): {tail(err or out)}")
+    # The removal leaves one-way links to the dead DC's NTDS settings (the DNS partitions'
+    # msDS-NC-Replica-Locations) and stale DN strings: what samba-tool domain backup restore
+    # fixes after it removes old DCs, fixed here the same way and no further.
+    check = [samba_tool, "dbcheck", "--cross-ncs", f"--attrs={' '.join(STALE_DC_ATTRS)}"]
+    run(module, [*check, "--fix", "--yes"])
+    rc, out, err = run(module, check)
+    if rc != 0:
+        raise Failed(f"{name} was removed, but references to it remain (samba-tool dbcheck): {tail(out or err)}")
     return {"state": "removed", "set_aside": [], "seconds": round(time.monotonic() - started, 1), "changed": True}
 
 

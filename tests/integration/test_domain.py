@@ -1102,6 +1102,9 @@ def test_restore_drill_one_dc_lost_rejoins_without_rollback(domain, lab_factory,
     assert len(owners) == 7 and all(",CN=DC1,CN=Servers," in line for line in owners), roles
     test_both_dcs_replicate(domain)
     _joins_hold(domain)
+    for dc, address in DCS.items():  # no trace of dc1's former self in either directory
+        check = run(address, "samba-tool dbcheck --cross-ncs")
+        assert check.returncode == 0, (dc, check.stdout[-3000:] + check.stderr[-2000:])
     rep2 = tmp_path / "again.json"
     proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(rep2))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

@@ -444,3 +444,42 @@ def test_the_anchor_lock_refuses_a_second_controller_and_breaks_only_a_dead_one(
         assert lab_ssh.run(peer1, f"test -e {path}").returncode != 0  # released at the end
     finally:
         lab_ssh.run(peer1, f"rm -f {path}")
+
+
+def test_a_lost_peer_comes_back_with_its_account_numbers_passwords_and_files(applied, lab_ssh, lab_factory,
+                                                                             tmp_path) -> None:
+    """peer3 (carol's scratch share and everyone's home) after a user joined the spec later: aaron
+    sorts first but got the next free number, so an apply on an empty machine would number the
+    accounts differently. Backed up, replaced by an empty machine (lab wipe), restored: every
+    account keeps its number, carol's file is hers, her password works, and aaron's home is his."""
+    import yaml
+
+    data = yaml.safe_load(SPEC.read_text())
+    data["users"].append({"name": "aaron", "full_name": "Aaron Late", "password": {"env": "LAB_AARON_PW"}})
+    grown = tmp_path / "with-aaron.yml"
+    grown.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.environ["LAB_AARON_PW"] = "Aaron-Lab-Pw-2026"
+    peer3 = applied["peer3"]
+    try:
+        code, out = provision("apply", str(grown), "--skip-preflight", "--limit", "peer3")
+        assert code == 0, out
+        code, out = smb(lab_ssh, applied["peer1"], peer3, "scratch", "carol", "put /etc/hostname carol.txt")
+        assert code == 0 and "NT_STATUS" not in out, out
+        ids = "for u in alice bob carol aaron; do id -u $u; done; stat -c %U:%u /srv/scratch/carol.txt /home/aaron"
+        before = lab_ssh.run(peer3, ids).stdout
+        assert "carol:" in before and before.split()[3] != "1000", before  # aaron is not the first number
+        code, out = provision("backup", str(grown), "-o", str(tmp_path / "backups"), "--limit", "peer3")
+        assert code == 0, out
+        folder = next((tmp_path / "backups").glob("labwg-*"))
+        code, out = provision("lab", "wipe", "peer3")
+        assert code == 0, out
+        lab_factory(spec.load_network(SPEC).hosts)
+        assert lab_ssh.run(peer3, "id -u aaron").returncode != 0
+        code, out = provision("restore", str(grown), "--from", str(folder), "--yes")
+        assert code == 0, out
+        assert "peer3" in out and "put back: accounts" in out, out
+        assert lab_ssh.run(peer3, ids).stdout == before
+        code, out = smb(lab_ssh, applied["peer1"], peer3, "scratch", "carol", "get carol.txt /dev/null")
+        assert code == 0 and "NT_STATUS" not in out, out
+    finally:
+        os.environ.pop("LAB_AARON_PW", None)
