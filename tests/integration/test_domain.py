@@ -972,6 +972,75 @@ def test_a_user_added_to_a_granted_group_gets_access_on_the_next_apply(domain, t
     assert proc.returncode == 0 and proc.stdout.strip() == "1", proc.stdout + proc.stderr
 
 
+# --------------------------------------------------------------------------- joins repaired, left, removed
+
+
+def _computers() -> set[str]:
+    out = run(DCS["dc1"], "samba-tool computer list")
+    assert out.returncode == 0, out.stderr
+    return {line.strip().upper() for line in out.stdout.splitlines() if line.strip()}
+
+
+@pytest.mark.parametrize(("ws", "check"), [("ws1", "adcli testjoin"), ("ws2", "wbinfo -t")])
+def test_a_deleted_computer_account_is_rejoined(domain, ws, check, tmp_path):
+    assert run(DCS["dc1"], f"samba-tool computer delete {ws}").returncode == 0
+    assert f"{ws.upper()}$" not in _computers()
+    # verify names the broken join, on that host only.
+    path = tmp_path / "verify.json"
+    proc, _ = provision("verify", str(SPEC), "--report-json", str(path))
+    assert proc.returncode == 6, proc.stdout[-4000:] + proc.stderr[-4000:]
+    failed = {(c["host"], c["name"]) for c in report(path)["checks"] if c["status"] == "fail"}
+    # The account went with its DNS records (samba-tool computer delete removes both).
+    assert failed == {(ws, "domain join"), (ws, "dns a record")}, failed
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", ws)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert f"{ws.upper()}$" in _computers()
+    out = run(domain["hosts"][ws], check)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The A record is the first DC's to keep (a --limit run of the member alone leaves it):
+    # the DC's directory role, run with the member in the inventory, puts it back.
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--full", "--limit", f"dc1,{ws}")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    fwd = run(domain["hosts"]["ws2"], f"host -t A {ws}.{DOMAIN}")
+    assert f"has address {domain['hosts'][ws]}" in fwd.stdout, fwd.stdout + fwd.stderr
+
+
+def test_unjoin_playbook_leaves_cleanly(domain):
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--unjoin", "ws1")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "WS1$" not in _computers()
+    out = run(domain["hosts"]["ws1"], "systemctl is-active sssd; test -e /etc/krb5.keytab; echo keytab=$?; "
+                                      "grep -c pam_sss /etc/pam.d/common-auth; getent passwd alice")
+    lines = out.stdout.splitlines()
+    assert lines[0] != "active" and "keytab=1" in lines and lines[2] == "0", out.stdout
+    assert "alice" not in out.stdout.split("\n", 3)[-1]
+    # The domain's SSH drop-ins leave with it (sshd takes passwords and tickets no more than before).
+    left = run(domain["hosts"]["ws1"], "ls /etc/ssh/sshd_config.d/ /etc/ssh/ssh_config.d/").stdout
+    assert "00-provision.conf" not in left and "provision.conf" not in left, left
+    # Back in: the next apply joins it again.
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", "ws1")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "WS1$" in _computers()
+
+
+def test_host_removed_from_the_spec_loses_its_account_and_records(domain, tmp_path):
+    data = yaml.safe_load(SPEC.read_text())
+    data["hosts"] = [h for h in data["hosts"] if h["name"] != "ws2"]
+    smaller = tmp_path / "lab-domain-without-ws2.yml"
+    smaller.write_text(yaml.safe_dump(data, sort_keys=False))
+    rep_path = tmp_path / "removal.json"
+    proc, _ = provision("apply", str(smaller), "--skip-preflight", "--report-json", str(rep_path))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "WS2$" not in _computers()
+    assert {"WS1$", "FS1$"} <= _computers()
+    gone = run(DCS["dc1"], f"host -t A ws2.{DOMAIN} 127.0.0.1; host {domain['hosts']['ws2']} 127.0.0.1")
+    assert "has address" not in gone.stdout and "domain name pointer" not in gone.stdout, gone.stdout
+    # And a second apply of that spec is quiet again.
+    proc, _ = provision("apply", str(smaller), "--skip-preflight", "--report-json", str(rep_path))
+    assert proc.returncode == 0
+    assert changed_hosts(report(rep_path)) == {}
+
+
 # --------------------------------------------------------------------------- restore drills
 
 HAND_PW = "Hand-Set-Bob-2026!"  # bob's password set by hand on a DC, after the spec's
@@ -1005,6 +1074,9 @@ def test_restore_drill_every_dc_and_every_server_lost(domain, lab_factory, netwo
     rejoining a workstation: kinit with the hand-set password, the file with the same owner, POSIX
     ACL and NT ACL, the mail, the row, every member's join and provision verify all hold."""
     hosts = domain["hosts"]
+    # The tests before left ws2 out of the domain (a host removed from the spec): the spec again.
+    proc, _ = provision("apply", str(SPEC), "--skip-preflight")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     put = _smb(domain, "alice", "projects", f"put /etc/hostname {Path(DRILL_FILE).name}")
     assert put.returncode == 0, put.stdout + put.stderr
     row = sql("alice", "projects", "set role engineering", "create table if not exists notes (line text)",
@@ -1109,75 +1181,6 @@ def test_restore_drill_one_dc_lost_rejoins_without_rollback(domain, lab_factory,
     proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--report-json", str(rep2))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert changed_hosts(report(rep2)) == {}
-
-
-# --------------------------------------------------------------------------- joins repaired, left, removed
-
-
-def _computers() -> set[str]:
-    out = run(DCS["dc1"], "samba-tool computer list")
-    assert out.returncode == 0, out.stderr
-    return {line.strip().upper() for line in out.stdout.splitlines() if line.strip()}
-
-
-@pytest.mark.parametrize(("ws", "check"), [("ws1", "adcli testjoin"), ("ws2", "wbinfo -t")])
-def test_a_deleted_computer_account_is_rejoined(domain, ws, check, tmp_path):
-    assert run(DCS["dc1"], f"samba-tool computer delete {ws}").returncode == 0
-    assert f"{ws.upper()}$" not in _computers()
-    # verify names the broken join, on that host only.
-    path = tmp_path / "verify.json"
-    proc, _ = provision("verify", str(SPEC), "--report-json", str(path))
-    assert proc.returncode == 6, proc.stdout[-4000:] + proc.stderr[-4000:]
-    failed = {(c["host"], c["name"]) for c in report(path)["checks"] if c["status"] == "fail"}
-    # The account went with its DNS records (samba-tool computer delete removes both).
-    assert failed == {(ws, "domain join"), (ws, "dns a record")}, failed
-    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", ws)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert f"{ws.upper()}$" in _computers()
-    out = run(domain["hosts"][ws], check)
-    assert out.returncode == 0, out.stdout + out.stderr
-    # The A record is the first DC's to keep (a --limit run of the member alone leaves it):
-    # the DC's directory role, run with the member in the inventory, puts it back.
-    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--full", "--limit", f"dc1,{ws}")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    fwd = run(domain["hosts"]["ws2"], f"host -t A {ws}.{DOMAIN}")
-    assert f"has address {domain['hosts'][ws]}" in fwd.stdout, fwd.stdout + fwd.stderr
-
-
-def test_unjoin_playbook_leaves_cleanly(domain):
-    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--unjoin", "ws1")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "WS1$" not in _computers()
-    out = run(domain["hosts"]["ws1"], "systemctl is-active sssd; test -e /etc/krb5.keytab; echo keytab=$?; "
-                                      "grep -c pam_sss /etc/pam.d/common-auth; getent passwd alice")
-    lines = out.stdout.splitlines()
-    assert lines[0] != "active" and "keytab=1" in lines and lines[2] == "0", out.stdout
-    assert "alice" not in out.stdout.split("\n", 3)[-1]
-    # The domain's SSH drop-ins leave with it (sshd takes passwords and tickets no more than before).
-    left = run(domain["hosts"]["ws1"], "ls /etc/ssh/sshd_config.d/ /etc/ssh/ssh_config.d/").stdout
-    assert "00-provision.conf" not in left and "provision.conf" not in left, left
-    # Back in: the next apply joins it again.
-    proc, _ = provision("apply", str(SPEC), "--skip-preflight", "--limit", "ws1")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "WS1$" in _computers()
-
-
-def test_host_removed_from_the_spec_loses_its_account_and_records(domain, tmp_path):
-    data = yaml.safe_load(SPEC.read_text())
-    data["hosts"] = [h for h in data["hosts"] if h["name"] != "ws2"]
-    smaller = tmp_path / "lab-domain-without-ws2.yml"
-    smaller.write_text(yaml.safe_dump(data, sort_keys=False))
-    rep_path = tmp_path / "removal.json"
-    proc, _ = provision("apply", str(smaller), "--skip-preflight", "--report-json", str(rep_path))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "WS2$" not in _computers()
-    assert {"WS1$", "FS1$"} <= _computers()
-    gone = run(DCS["dc1"], f"host -t A ws2.{DOMAIN} 127.0.0.1; host {domain['hosts']['ws2']} 127.0.0.1")
-    assert "has address" not in gone.stdout and "domain name pointer" not in gone.stdout, gone.stdout
-    # And a second apply of that spec is quiet again.
-    proc, _ = provision("apply", str(smaller), "--skip-preflight", "--report-json", str(rep_path))
-    assert proc.returncode == 0
-    assert changed_hosts(report(rep_path)) == {}
 
 
 def test_report_times(domain):
