@@ -199,7 +199,8 @@ class BackupResult:
         }
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """The hex SHA-256 of a backup file (the manifest records it; restore checks it)."""
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
@@ -233,7 +234,7 @@ def manifest(network: Network, folder: Path, planned: dict[str, list[Item]], sec
             if found is None or local is None or not local.is_file():
                 problems.append(f"{name}: {item.name} was not fetched")
                 continue
-            digest = _sha256(local)
+            digest = sha256(local)
             if digest != found.get("sha256"):
                 problems.append(f"{name}: {item.name}: checksum differs from the host's")
                 continue

@@ -29,7 +29,6 @@ databases back (restore.yml again, phase databases).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 import time
@@ -109,11 +108,6 @@ class Backup:
 
     def file(self, host: str, name: str) -> File | None:
         return next((f for f in self.files.get(host, ()) if f.name == name), None)
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def open_backup(network: Network, folder: Path) -> Backup:
@@ -201,7 +195,7 @@ def _check_item(
     if size != item.get("size"):
         problems.append(f"{host}: {name}: {path} has {size} bytes, the manifest says {item.get('size')}")
         return None
-    digest = _sha256(path)
+    digest = backup.sha256(path)
     if digest != item.get("sha256"):
         problems.append(f"{host}: {name}: {path} does not have the SHA-256 the manifest records (altered or damaged)")
         return None
