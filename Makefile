@@ -74,8 +74,14 @@ demo: deps venv $(DEMO_ENV)
 	echo "passwords: $(DEMO_ENV)"; \
 	echo "tear down: make lab-down   (or $(BIN)/provision lab down --destroy)"
 
+# The lab tests first, one at a time (one lab per machine), with the slowest listed; then the
+# unit tests on every core. Both always run; the target fails when either failed.
 test: deps venv
-	$(BIN)/python -m pytest -q
+	@lab=0; unit=0; \
+	$(BIN)/python -m pytest -q -m lab --durations=15 || lab=$$?; \
+	$(BIN)/python -m pytest -q -m "not lab" -n $$(nproc) || unit=$$?; \
+	echo "test: lab tests exit $$lab, unit tests exit $$unit"; \
+	[ $$lab -eq 0 ] && [ $$unit -eq 0 ]
 
 test-unit: venv
 	$(BIN)/python -m pytest -q -m "not lab"

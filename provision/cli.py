@@ -555,7 +555,7 @@ def grow_cmd(
     directory), the --dc hosts as new domain controllers, the peers as workstations, and their
     shares on file servers (the peers that serve them, or --file-server). Every choice is printed;
     nothing is written unless the new spec validates. No host is contacted. The migration itself
-    (provision apply NEW-SPEC --from-workgroup SPEC) is not built yet."""
+    (provision apply NEW-SPEC --from-workgroup SPEC) carries passwords and files over."""
     from provision import grow, report
 
     if admin_password_env and admin_password_file:
@@ -584,8 +584,8 @@ def grow_cmd(
     _out(fmt, f"wrote {output}: {grown.summary()}")
     _out(
         fmt,
-        f"next: provision plan {output}; the migration (provision apply {output} --from-workgroup {spec_path}) "
-        "is not built yet",
+        f"next: provision plan {output} --from-workgroup {spec_path}, then migrate with "
+        f"provision apply {output} --from-workgroup {spec_path}",
     )
 
 
@@ -915,6 +915,21 @@ class _LiveProgress:
     "steps that need one are reported as unknown.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Apply removals without asking (needed without a terminal).")
+@click.option(
+    "--from-workgroup",
+    "workgroup_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Migrate this workgroup spec into the domain SPEC (written by provision grow): backup, domain "
+    "controllers, passwords carried, local accounts retired, peers joined, file owners mapped. "
+    "Run it again to resume a migration that failed.",
+)
+@click.option(
+    "--rollback",
+    is_flag=True,
+    help="With --from-workgroup: go back to the working workgroup from wherever the migration got to "
+    "(files back to the local accounts, peers out of the domain, accounts back, the workgroup applied); "
+    "the DCs and the directory are left as they are.",
+)
 @lock_options
 @report_options
 @click.option(
@@ -942,6 +957,8 @@ def apply(
     no_nodes: bool,
     fmt: str,
     yes: bool,
+    workgroup_path: Path | None,
+    rollback: bool,
     wait_lock: float,
     force_unlock: bool,
     no_anchor_lock: bool,
@@ -951,6 +968,8 @@ def apply(
     With rollout.execution_nodes in the spec, the controller runs the domain controllers
     and servers, then the nodes' ansible-runner workers run the workstations and peers,
     a slice each; one summary and report covers them all.
+
+    With --from-workgroup, migrate a workgroup into this domain spec (see provision grow).
     """
     from provision import report, runner, secrets, state
     from provision.errors import PreflightError
@@ -959,6 +978,42 @@ def apply(
     if no_secrets and not check:
         raise click.UsageError("--no-secrets is for dry runs: add --check")
     network = _load(spec_path)
+    if rollback and workgroup_path is None:
+        raise click.UsageError("--rollback goes with --from-workgroup (the workgroup to go back to)")
+    if workgroup_path is not None:
+        others = {
+            "--check": check,
+            "--limit": limit,
+            "--retry-failed": retry_failed,
+            "--tags": tags,
+            "--unjoin": unjoin,
+            "--playbook": playbook != "site.yml",
+            "-e": extra_var,
+        }
+        given = [name for name, value in others.items() if value]
+        if given:
+            raise click.UsageError(f"--from-workgroup migrates the whole network: not with {', '.join(given)}")
+        _migrate(
+            network,
+            workgroup_path,
+            rollback,
+            accept_new_host_keys,
+            yes,
+            fmt,
+            report_json,
+            junit,
+            (wait_lock, force_unlock, no_anchor_lock),
+        )
+        return
+    before = state.load(network)
+    if before is not None and before.mode is Mode.WORKGROUP and network.mode is Mode.DOMAIN:
+        from provision.migrate import MigrationError
+
+        raise MigrationError(
+            f"network '{network.name}' was last applied as a workgroup: migrate it with "
+            f"provision apply {spec_path} --from-workgroup WORKGROUP-SPEC (users keep their passwords, "
+            "local accounts are retired, files get the domain's owners)"
+        )
     if unjoin:
         if network.mode is not Mode.DOMAIN:
             raise click.UsageError("--unjoin applies to domain networks only")
@@ -1007,6 +1062,57 @@ def apply(
             if o.diff:
                 _out(fmt, f"--- {o.host}: {o.task}\n{o.diff}")
     _emit("apply", result.to_dict(), fmt, report_json, junit, lambda: report.run_junit(result))
+    result.raise_for_status()
+
+
+def _migrate(
+    domain: Network,
+    workgroup_path: Path,
+    rollback: bool,
+    accept_new: bool,
+    yes: bool,
+    fmt: str,
+    report_json: Path | None,
+    junit: Path | None,
+    lock: tuple[float, bool, bool],
+) -> None:
+    """apply --from-workgroup: show the migration, ask, preflight every host, run it under the lock."""
+    from provision import backup, migrate, report, runner, secrets, state
+    from provision.errors import PreflightError
+
+    workgroup = _load(workgroup_path)
+    steps = migrate.plan(workgroup, domain)
+    secrets.require_references(domain, users=runner.needs_user_passwords("site.yml", domain.hosts))
+    if rollback:
+        _confirm(f"the peers of '{workgroup.name}' go back to the workgroup", "Roll back?", yes)
+    else:
+        _out(fmt, steps.text())
+        _confirm("the workgroup above becomes the domain (its backup is taken first)", "Migrate?", yes)
+    pre = _preflight(domain, list(domain.hosts), accept_new, fmt)
+    if not pre.ok:
+        raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")
+    wait, force, no_anchor = lock
+    with _locked(domain, wait, force, anchor=not no_anchor):
+        live = _LiveProgress()
+        try:
+            if rollback:
+                result = migrate.rollback(workgroup, domain, progress=live)
+            else:
+                result = migrate.run(workgroup, domain, backup.default_dir(workgroup), progress=live)
+        finally:
+            live.close()
+        if result.ok:
+            state.record(workgroup if rollback else domain)
+    _out(fmt, migrate.run_text(result))
+    runs = list(result.runs.values())
+    _emit(
+        "migration",
+        result.to_dict(),
+        fmt,
+        report_json,
+        junit,
+        lambda: report.run_junit(runs[-1], "provision migration") if runs else "",
+    )
     result.raise_for_status()
 
 

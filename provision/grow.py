@@ -4,8 +4,8 @@ The output is a spec *document*, so the workgroup's YAML document is transformed
 references stay as the user wrote them) rather than the model; the result is then validated
 exactly as ``provision validate`` would, and nothing is written unless it is valid. Every
 decision is returned as a ``Choice`` so the operator sees what became of each user, host,
-share and policy. No host is contacted; the migration itself (``provision apply NEW
---from-workgroup SPEC``) is a later step.
+share and policy. No host is contacted; the migration itself is ``provision apply NEW --from-workgroup SPEC``
+(provision/migrate.py).
 """
 
 from __future__ import annotations
@@ -722,8 +722,8 @@ def _header(source: Path, output: Path, workgroup: Network) -> str:
     return (
         _modeline(source, output)
         + f"# Written by provision grow from {name}, the workgroup '{workgroup.name}' grown into a domain.\n"
-        + "# Review it, then run provision plan on it. The migration (provision apply with\n"
-        + "# --from-workgroup: passwords, file owners, joining the peers) is not built yet.\n"
+        + f"# Review it, then: provision plan {_printable(str(output.name))} --from-workgroup {name}\n"
+        + "# and migrate (passwords, local accounts, joins, file owners) with provision apply --from-workgroup.\n"
     )
 
 

@@ -8,23 +8,48 @@ now carries it (owners mapped from the peers' local IDs to the domain's by name,
 the domain's groups), each peer joins the domain, and the peers' local accounts are retired
 (disabled, never deleted; homes kept). Nothing of the workgroup is deleted.
 
-Only the plan is built here; the migration run itself (``apply --from-workgroup``) is not built yet.
+``run`` performs it (``provision apply NEW-SPEC --from-workgroup SPEC``), phase by phase, each recorded
+on this controller (``migration.json`` beside the record of the last apply) so that running the
+command again resumes after the last phase that completed:
+
+1. ``backup``: a backup of the workgroup (``provision backup``), the way back; its ``accounts`` files
+   are also where the peers' local user and group numbers are read (``ids``, kept in the record).
+2. ``dcs``: the domain spec applied to the domain controllers only: the domain, its users and groups.
+3. ``accounts`` (playbooks/migrate.yml): each peer's Samba password hashes are read and the newest of
+   every user is written into the directory, inside one play run (never logged, never on disk here);
+   then the peers' local accounts are disabled and renamed out of the domain's way.
+4. ``apply``: the whole domain spec: the peers join as file servers and workstations.
+5. ``owners`` (playbooks/migrate.yml): the shares' and homes' files go from the old local numbers to
+   the domain's users and groups, by name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from provision import changes
-from provision.errors import EXIT_INVALID_SPEC, ProvisionError
+from provision import changes, paths
+from provision.errors import EXIT_APPLY_FAILED, EXIT_INVALID_SPEC, ProvisionError
 from provision.model import Host, Mode, Network, Role
+from provision.results import Progress, RunResult
 
 
 class MigrationError(ProvisionError):
     """The two specs are not a workgroup and the domain grown from it."""
 
     exit_code = EXIT_INVALID_SPEC
+
+
+class MigrationFailed(ProvisionError):
+    """A phase of the migration failed; running the command again resumes there."""
+
+    exit_code = EXIT_APPLY_FAILED
 
 
 @dataclass(frozen=True)
@@ -157,3 +182,388 @@ def plan(workgroup: Network, domain: Network) -> Migration:
 
 def _path(host: Host, share: str) -> str:
     return next((s.path for s in host.shares if s.name.lower() == share.lower()), "?")
+
+
+# --------------------------------------------------------------------------- the run
+
+PHASES = ("backup", "dcs", "accounts", "apply", "owners")
+RETIRED_PREFIX = "wg-"  # the migrate role's migrate_retired_prefix
+RECORD = "migration.json"
+FORMAT = "provision-migration"
+
+
+def _record_path(domain: Network) -> Path:
+    return paths.state_dir(domain) / RECORD
+
+
+def load_record(workgroup: Network, domain: Network) -> dict[str, Any]:
+    """The record of this migration's completed phases (empty when it has not begun)."""
+    path = _record_path(domain)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"format": FORMAT, "workgroup": workgroup.name, "realm": _realm(domain), "done": [], "ids": {}}
+    except (OSError, ValueError) as exc:
+        raise MigrationError(f"{path}: unreadable ({exc}); move it away to start the migration over") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise MigrationError(f"{path}: not a provision migration record")
+    if data.get("workgroup") != workgroup.name or data.get("realm") != _realm(domain):
+        raise MigrationError(
+            f"{path} records the migration of workgroup {data.get('workgroup')!r} into {data.get('realm')!r}, "
+            f"not of {workgroup.name!r} into {_realm(domain)!r}"
+        )
+    return data
+
+
+def _save(domain: Network, data: dict[str, Any]) -> None:
+    """Atomically, 0600 (the record holds numbers and names, never a secret)."""
+    target = _record_path(domain)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{RECORD}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    Path(tmp).replace(target)
+
+
+def _realm(domain: Network) -> str:
+    return domain.domain.realm if domain.domain else ""
+
+
+def moved_shares(workgroup: Network, domain: Network) -> list[str]:
+    """Shares (and home shares) of a peer that the domain spec serves from another host."""
+    carried = _share_homes(domain)
+    homes = next((h.name for h in domain.hosts if h.homes), None)
+    out: list[str] = []
+    for peer in (h for h in workgroup.hosts if h.role is Role.PEER):
+        for s in peer.shares:
+            target = carried.get(s.name.lower())
+            if target is not None and target.name != peer.name:
+                out.append(f"{s.name} ({peer.name} -> {target.name})")
+        if peer.homes and homes is not None and homes != peer.name:
+            out.append(f"homes ({peer.name} -> {homes})")
+    return out
+
+
+def read_ids(found: Any, peers: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per peer, the local numbers of its users and groups, from the backup's ``accounts`` files."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for peer in peers:
+        f = found.file(peer, "accounts")
+        if f is None:
+            raise MigrationError(f"the workgroup's backup {found.folder} has no account numbers of {peer}")
+        data = json.loads(f.path.read_text())
+        out[peer] = {
+            "users": {str(n): int(e["uid"]) for n, e in data.get("users", {}).items()},
+            "primary": {str(n): int(e["gid"]) for n, e in data.get("users", {}).items()},
+            "groups": {str(n): int(g) for n, g in data.get("groups", {}).items()},
+        }
+    return out
+
+
+def host_plan(workgroup: Network, domain: Network, ids: dict[str, Any], phase: str) -> dict[str, dict[str, Any]]:
+    """migrate.yml's provision_migrate_plan for ``phase``: host -> what it does."""
+    peers = [h for h in workgroup.hosts if h.role is Role.PEER]
+    dom_users = {u.name for u in domain.users}
+    dom_groups = {g.name for g in domain.groups}
+    accounts = changes.peer_accounts(workgroup)
+    out: dict[str, dict[str, Any]] = {}
+    for peer in peers:
+        target = domain.host(peer.name)
+        if phase == "accounts":
+            users = sorted(accounts.get(peer.name, frozenset()))
+            groups = sorted({g for u in workgroup.users if u.name in users for g in u.groups} | set())
+            out[peer.name] = {
+                "export": {"users": users, "groups": []},
+                "retire": {"users": users, "groups": [g for g in groups if g in dom_groups]},
+                "stop_samba": target.role is Role.WORKSTATION,
+            }
+            continue
+        mine = ids.get(peer.name, {})
+        private = set(mine.get("primary", {}).values())
+        share_paths = [s.path for s in peer.shares if any(t.path == s.path for t in target.shares)]
+        if peer.homes and target.homes:
+            share_paths.append("/home")
+        # The domain's accounts by their qualified names (NETBIOS\\name): a local name never answers.
+        nb = domain.domain.netbios if domain.domain else ""
+        local_users = sorted(mine.get("users", {}).items())
+        to_users: list[dict[str, Any]] = [{"from": uid, "to": f"{nb}\\{n}"} for n, uid in local_users if n in dom_users]
+        # A user-private group keeps its number (now the retired wg- group's): mapping it to a
+        # domain group would let that group's members in.
+        known = mine.get("groups", {})
+        numbered = [(n, gid) for n, gid in sorted(known.items()) if n in dom_groups and gid not in private]
+        to_groups: list[dict[str, Any]] = [{"from": gid, "to": f"{nb}\\{n}"} for n, gid in numbered]
+        # The peer's other groups of the spec that the backup did not number: system groups such as
+        # Debian's staff (gid 50), which keep their names locally; moved by name where they exist.
+        used = sorted({g for u in workgroup.users if u.name in mine.get("users", {}) for g in u.groups})
+        to_groups += [
+            {"from_name": g, "to": f"{nb}\\{g}", "optional": True} for g in used if g in dom_groups and g not in known
+        ]
+        if share_paths and (to_users or to_groups):
+            owners = {"paths": sorted(set(share_paths)), "users": to_users, "groups": to_groups}
+            out[peer.name] = {"owners": owners}
+    return out
+
+
+@dataclass
+class MigrationResult:
+    plan: Migration
+    done_before: tuple[str, ...] = ()
+    runs: dict[str, RunResult] = field(default_factory=dict)  # phase -> its run
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    backup: str = ""
+    seconds: float = 0.0
+    kind: str = "migration"  # or rollback
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 1),
+            "backup": self.backup,
+            "resumed_after": list(self.done_before),
+            "phase_seconds": {p: round(t, 1) for p, t in self.phase_seconds.items()},
+            "plan": self.plan.to_dict(),
+            "runs": {phase: r.to_dict() for phase, r in self.runs.items()},
+        }
+
+    def raise_for_status(self) -> None:
+        for phase, r in self.runs.items():
+            if not r.ok:
+                failed = ", ".join(r.failed_hosts()) or r.status
+                lines = [f"{o.host}: {o.task}: {o.message}" for o in r.failures()[:20]]
+                raise MigrationFailed(
+                    "\n  ".join(
+                        [
+                            f"the {phase} phase failed on: {failed}; run the same command again to resume "
+                            f"(the workgroup's backup is {self.backup})",
+                            *lines,
+                        ]
+                    )
+                )
+
+
+def _migrate_run(domain: Network, hosts: list[str], variables: dict[str, Any], progress: Any) -> RunResult:
+    from provision import runner
+
+    options = runner.RunOptions(playbook="migrate.yml", limit=hosts, with_secrets=False, variables=variables)
+    return runner.run(domain, options, progress=progress)
+
+
+def run(
+    workgroup: Network,
+    domain: Network,
+    backup_root: Path,
+    progress: Callable[[Progress], None] | None = None,
+) -> MigrationResult:
+    """The migration, from the first phase the record does not hold; stops at the first that fails."""
+    from provision import backup, restore, runner
+
+    steps = plan(workgroup, domain)
+    moved = moved_shares(workgroup, domain)
+    if moved:
+        raise MigrationError(
+            "the domain spec serves these shares from another host: " + ", ".join(moved) + "; copying a share "
+            "to a new file server is not built yet: keep each share on its peer (provision grow without "
+            "--file-server), or copy it by hand first"
+        )
+    record = load_record(workgroup, domain)
+    out = MigrationResult(steps, tuple(record["done"]), backup=str(record.get("backup", "")))
+    peers = [h.name for h in workgroup.hosts if h.role is Role.PEER]
+    dcs = [h.name for h in domain.hosts if h.role is Role.DOMAIN_CONTROLLER]
+    start = time.monotonic()
+
+    mark = [start]
+
+    def finish(phase: str) -> None:
+        record["done"] = [*record["done"], phase]
+        _save(domain, record)
+        now = time.monotonic()
+        out.phase_seconds[phase] = now - mark[0]
+        mark[0] = now
+
+    try:
+        if "backup" not in record["done"]:
+            made = backup.run(workgroup, backup_root, [workgroup.host(p) for p in peers], progress=progress)
+            out.runs["backup"] = made.run
+            if not made.run.ok or made.manifest is None:
+                return out
+            found = restore.open_backup(workgroup, made.folder)
+            record["backup"] = out.backup = str(made.folder)
+            record["ids"] = read_ids(found, peers)
+            finish("backup")
+        if "dcs" not in record["done"]:
+            out.runs["dcs"] = runner.run(domain, runner.RunOptions(limit=dcs), progress=progress)
+            if not out.runs["dcs"].ok:
+                return out
+            finish("dcs")
+        if "accounts" not in record["done"]:
+            carried = sorted({u.name for u in workgroup.users} & {u.name for u in domain.users})
+            variables = {
+                "provision_migrate_phase": "accounts",
+                "provision_migrate_plan": host_plan(workgroup, domain, record["ids"], "accounts"),
+                "provision_migrate_peers": peers,
+                "provision_migrate_users": carried,
+                "provision_migrate_first_dc": dcs[0],
+            }
+            out.runs["accounts"] = _migrate_run(domain, [*peers, dcs[0]], variables, progress)
+            if not out.runs["accounts"].ok:
+                return out
+            finish("accounts")
+        if "apply" not in record["done"]:
+            out.runs["apply"] = runner.run(domain, runner.RunOptions(), progress=progress)
+            if not out.runs["apply"].ok:
+                return out
+            finish("apply")
+        if "owners" not in record["done"]:
+            owners = host_plan(workgroup, domain, record["ids"], "owners")
+            if owners:
+                variables = {"provision_migrate_phase": "owners", "provision_migrate_plan": owners}
+                out.runs["owners"] = _migrate_run(domain, sorted(owners), variables, progress)
+                if not out.runs["owners"].ok:
+                    return out
+            finish("owners")
+        return out
+    finally:
+        out.seconds = time.monotonic() - start
+
+
+def run_text(result: MigrationResult) -> str:
+    """One line per phase: what ran now, what a resumed run skipped."""
+    from provision import report
+
+    lines = [f"{p}: done before (resumed)" for p in result.done_before]
+    lines += [
+        f"{p}: {report.run_summary(r)}" + (f" ({result.phase_seconds[p]:.0f} s)" if p in result.phase_seconds else "")
+        for p, r in result.runs.items()
+    ]
+    lines.append(f"workgroup backup: {result.backup or '-'}")
+    complete = result.kind == "rollback" or set(PHASES) <= {*result.done_before, *result.phase_seconds}
+    lines.append(f"{result.kind}: {'done' if result.ok and complete else 'FAILED'} in {result.seconds:.0f} s")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the way back
+
+ROLLBACK_PHASES = ("owners", "unjoin", "accounts", "workgroup")
+
+
+def _shells(found: Any, peers: list[str]) -> dict[str, dict[str, str]]:
+    """Per peer, the login shells its local users had (the backup's ``accounts`` files)."""
+    out: dict[str, dict[str, str]] = {}
+    for peer in peers:
+        f = found.file(peer, "accounts")
+        users = json.loads(f.path.read_text()).get("users", {}) if f is not None else {}
+        out[peer] = {str(n): str(e.get("shell") or "/bin/sh") for n, e in users.items()}
+    return out
+
+
+def rollback_plan(
+    workgroup: Network, domain: Network, ids: dict[str, Any], shells: dict[str, dict[str, str]], phase: str
+) -> dict[str, dict[str, Any]]:
+    """migrate.yml's provision_migrate_plan for a rollback ``phase`` (owners_back or accounts_back)."""
+    out: dict[str, dict[str, Any]] = {}
+    forward = host_plan(workgroup, domain, ids, "owners" if phase == "owners_back" else "accounts")
+    for host, entry in forward.items():
+        if phase == "owners_back" and "owners" in entry:
+            o = entry["owners"]
+
+            def local(p: dict[str, Any]) -> str:
+                # The retired wg- account, or a system group, which kept its own name.
+                name = str(p["to"]).split("\\", 1)[-1]
+                return name if "from_name" in p else f"{RETIRED_PREFIX}{name}"
+
+            # While still joined, NETBIOS\\name is the domain's account and local() the peer's own.
+            out[host] = {
+                "owners": {
+                    "paths": o["paths"],
+                    "users": [{"from_name": p["to"], "to": local(p)} for p in o["users"]],
+                    "groups": [{"from_name": p["to"], "to": local(p)} for p in o["groups"]],
+                }
+            }
+        elif phase == "accounts_back" and "retire" in entry:
+            users = entry["retire"]["users"]
+            mine = shells.get(host, {})
+            out[host] = {
+                "restore": {
+                    "users": users,
+                    "groups": entry["retire"]["groups"],
+                    "shells": {u: mine.get(u, "/bin/sh") for u in users},
+                }
+            }
+    return out
+
+
+def rollback(
+    workgroup: Network,
+    domain: Network,
+    progress: Callable[[Progress], None] | None = None,
+) -> MigrationResult:
+    """Back to the working workgroup, from wherever the migration stopped: files to the local
+    accounts (while the peers still resolve the domain's), the peers out of the domain, the local
+    accounts back as they were, the workgroup spec applied. The DCs and the directory are left as
+    they are; nothing is deleted."""
+    from provision import restore, runner
+
+    steps = plan(workgroup, domain)
+    record = load_record(workgroup, domain)
+    done = list(record["done"])
+    if not done:
+        raise MigrationError(f"no migration of '{workgroup.name}' is recorded on this controller: nothing to roll back")
+    back: list[str] = list(record.get("rolled_back", []))
+    out = MigrationResult(
+        steps, tuple(f"rollback {p}" for p in back), backup=str(record.get("backup", "")), kind="rollback"
+    )
+    peers = [h.name for h in workgroup.hosts if h.role is Role.PEER]
+    found = restore.open_backup(workgroup, Path(record["backup"]))
+    start = time.monotonic()
+    mark = [start]
+
+    def finish(phase: str) -> None:
+        back.append(phase)
+        record["rolled_back"] = back
+        _save(domain, record)
+        now = time.monotonic()
+        out.phase_seconds[f"rollback {phase}"] = now - mark[0]
+        mark[0] = now
+
+    def step(phase: str, result: RunResult) -> bool:
+        out.runs[f"rollback {phase}"] = result
+        if result.ok:
+            finish(phase)
+        return result.ok
+
+    try:
+        if "owners" not in back:
+            owners = rollback_plan(workgroup, domain, record["ids"], {}, "owners_back") if "owners" in done else {}
+            if owners:
+                variables = {"provision_migrate_phase": "owners", "provision_migrate_plan": owners}
+                if not step("owners", _migrate_run(domain, sorted(owners), variables, progress)):
+                    return out
+            else:
+                finish("owners")
+        if "unjoin" not in back:
+            if "apply" in done or "accounts" in done:
+                options = runner.RunOptions(playbook="unjoin.yml", limit=peers)
+                if not step("unjoin", runner.run(domain, options, progress=progress)):
+                    return out
+            else:
+                finish("unjoin")
+        if "accounts" not in back:
+            accounts = rollback_plan(workgroup, domain, record["ids"], _shells(found, peers), "accounts_back")
+            variables = {"provision_migrate_phase": "accounts_back", "provision_migrate_plan": accounts}
+            if not step("accounts", _migrate_run(domain, peers, variables, progress)):
+                return out
+        if "workgroup" not in back and not step(
+            "workgroup", runner.run(workgroup, runner.RunOptions(), progress=progress)
+        ):
+            return out
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        _record_path(domain).replace(_record_path(domain).with_name(f"migration-rolled-back-{stamp}.json"))
+        return out
+    finally:
+        out.seconds = time.monotonic() - start

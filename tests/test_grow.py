@@ -458,7 +458,8 @@ def test_cli_grows_and_prints_every_choice(tmp_path: Path) -> None:
     assert printed[2] == "dc1 -> new domain controller 10.231.0.21 (provisions the domain)"
     assert "peer1 -> file_server peer1 (10.231.0.11): shares projects, handbook stay where they are" in printed
     assert printed[-2] == f"wrote {out}: domain AD.LABWG.TEST, 5 hosts (2 domain_controller, 3 file_server)"
-    assert printed[-1].startswith(f"next: provision plan {out}; the migration")
+    assert printed[-1] == (f"next: provision plan {out} --from-workgroup {WORKGROUP}, then migrate with "
+                           f"provision apply {out} --from-workgroup {WORKGROUP}")
     assert run("validate", str(out))[0] == 0
 
 

@@ -117,3 +117,28 @@ def test_bad_requests_change_nothing(tree: Path, over: dict[str, object], messag
     result = run_module(MODULE, _args(tree, **over))
     assert result["_failed"] and message in result["msg"], result
     assert _owner(tree) == (OLD_UID, OLD_GID)
+
+
+@needs
+def test_owners_go_back_by_name_while_both_names_resolve(tree: Path) -> None:
+    """Rolling a migration back: the domain's account (here nobody) hands its files to the retired
+    local one (here daemon) by name, while the host still resolves both."""
+    assert run_module(MODULE, _args(tree))["changed"]
+    back = {"paths": [str(tree)], "users": [{"from_name": "nobody", "to": "daemon"}], "groups": []}
+    result = run_module(MODULE, back)
+    assert not result["_failed"] and result["owners"] == 4, result
+    daemon = pwd.getpwnam("daemon").pw_uid
+    assert _owner(tree / "sub" / "doc.txt") == (daemon, NEW_GID)
+    assert f"user:{daemon}:rwx" in subprocess.run(["getfacl", "-n", "-p", str(tree)], capture_output=True,
+                                                  text=True, check=True).stdout
+    assert not run_module(MODULE, back)["changed"]
+
+
+@needs
+@pytest.mark.parametrize("pair", [{"to": "nobody"}, {"from": OLD_UID, "from_name": "nobody", "to": "daemon"},
+                                  {"from_name": "no-such-user-here", "to": "nobody"}])
+def test_a_pair_needs_exactly_one_resolvable_source(tree: Path, pair: dict[str, object]) -> None:
+    result = run_module(MODULE, _args(tree, users=[pair]))
+    assert result["_failed"] and ("give one of from and from_name" in result["msg"]
+                                  or "(from_name) does not resolve" in result["msg"]), result
+    assert _owner(tree) == (OLD_UID, OLD_GID)

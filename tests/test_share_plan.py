@@ -274,6 +274,17 @@ def test_unsafe_values_are_refused(field: str, bad: str) -> None:
             sp.plan_share(raw, mode, "LAB")
 
 
+def test_a_domain_file_server_offers_homes_the_way_a_peer_does() -> None:
+    planned = sp.samba_share_plan([share(groups=["staff"], macos=False)], "domain", "LAB")
+    (section,) = sp.samba_homes_plan(True, planned)
+    peer = sp.samba_peer_plan([share(groups=["staff"], macos=False)], homes=True, users=[], groups=[])
+    assert section["lines"] == next(s for s in peer["sections"] if s["name"] == "homes")["lines"]
+    assert "valid users = %S" in "\n".join(section["lines"])
+    assert sp.samba_homes_plan(False, planned) == []
+    with pytest.raises(AnsibleFilterError):
+        sp.samba_homes_plan("yes please", planned)
+
+
 @pytest.mark.parametrize("name", ["global", "GLOBAL", "Globals", "homes", "Printers", "print$", "IPC$", "ipc$"])
 def test_reserved_section_names_are_refused(name: str) -> None:
     with pytest.raises(AnsibleFilterError, match="reserved"):

@@ -509,6 +509,15 @@ def homes_section(comment: str = "Home directories", streams: bool = True, macos
     return {"name": "homes", "options": [list(o) for o in options], "lines": _lines("homes", options)}
 
 
+def samba_homes_plan(homes: Any, planned: Any) -> list[dict[str, Any]]:
+    """The [homes] section of a host with ``homes`` (none without), its streams and macOS support
+    following the host's planned shares, as on a peer."""
+    if not _bool(homes, False, "homes"):
+        return []
+    shares = list(planned or [])
+    return [homes_section("Home directories", all(s["streams"] for s in shares), all(s["macos"] for s in shares))]
+
+
 def samba_peer_plan(
     shares: Any,
     printers: Any = None,
@@ -611,6 +620,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "samba_share_plan": samba_share_plan,
+            "samba_homes_plan": samba_homes_plan,
             "samba_peer_plan": samba_peer_plan,
             "samba_peer_accounts": samba_peer_accounts,
             "smb_conf_value": smb_conf_value,

@@ -37,13 +37,21 @@ options:
     default: []
     suboptions:
       from:
-        description: The old UID (not 0).
+        description: The old UID (not 0). Give this or O(users[].from_name).
         type: int
-        required: true
+      from_name:
+        description:
+          - A user name whose UID as it resolves now is the old one (taking files back from the domain's
+            accounts to local ones while the host is still joined).
+        type: str
       to:
         description: The user name; resolved on the host when the module runs.
         type: str
         required: true
+      optional:
+        description: With O(users[].from_name), skip the pair when that name does not resolve here.
+        type: bool
+        default: false
   groups:
     description: Groups to move, each from an old GID to the group a name resolves to now.
     type: list
@@ -51,13 +59,21 @@ options:
     default: []
     suboptions:
       from:
-        description: The old GID (not 0).
+        description: The old GID (not 0). Give this or O(groups[].from_name).
         type: int
-        required: true
+      from_name:
+        description:
+          - A group name whose GID as it resolves now is the old one (taking files back from the domain's
+            accounts to local ones while the host is still joined).
+        type: str
       to:
         description: The group name; resolved on the host when the module runs.
         type: str
         required: true
+      optional:
+        description: With O(groups[].from_name), skip the pair when that name does not resolve here.
+        type: bool
+        default: false
   drop_ntacl:
     description: Remove C(security.NTACL) from every entry of the trees.
     type: bool
@@ -149,7 +165,16 @@ def resolve(pairs: list[dict[str, Any]], lookup: Any, what: str) -> dict[int, in
     """Old ID -> the ID the name resolves to now; every problem before anything changes."""
     out: dict[int, int] = {}
     for pair in pairs:
-        old, name = pair["from"], pair["to"]
+        old, name = pair.get("from"), pair["to"]
+        if (old is None) == (pair.get("from_name") is None):
+            raise Failed(f"{what} {name!r}: give one of from and from_name")
+        if old is None:
+            try:
+                old = lookup(pair["from_name"])
+            except KeyError:
+                if pair.get("optional"):
+                    continue
+                raise Failed(f"{what} {pair['from_name']!r} (from_name) does not resolve on this host") from None
         if not isinstance(old, int) or old <= 0:
             raise Failed(f"{what} {name!r}: from {old!r} is not a positive ID (0 is never moved)")
         try:
@@ -237,7 +262,12 @@ def walk(top: str, uids: dict[int, int], gids: dict[int, int], drop: bool, check
 
 
 def main() -> None:
-    pair = {"from": {"type": "int", "required": True}, "to": {"type": "str", "required": True}}
+    pair = {
+        "from": {"type": "int"},
+        "from_name": {"type": "str"},
+        "to": {"type": "str", "required": True},
+        "optional": {"type": "bool", "default": False},
+    }
     module = AnsibleModule(
         argument_spec={
             "paths": {"type": "list", "elements": "str", "required": True},

@@ -1,8 +1,10 @@
-"""The scale path on the lab: the lab domain's servers plus 60 workstations from two ranges
-(30 sssd, 30 winbind), booted, applied in one rollout, and a sample checked with real
+"""The scale path on the lab: the lab domain's servers plus 24 workstations from two ranges
+(12 sssd, 12 winbind), booted, applied in one rollout, and a sample checked with real
 clients: getent, id, kinit, adcli testjoin / wbinfo -t. A second apply changes nothing.
 
-Timings go to stderr (not asserted: CI machines differ); bench/scale.py measures properly.
+Timings go to stderr (not asserted: CI machines differ); bench/scale.py measures properly, up
+to 100 workstations (24 keep this test's share of the CI time small while still spanning
+ranges, both clients and several rollout batches).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "inventories" / "lab-domain.yml"
 REALM = "AD.LAB.TEST"
-WORKSTATIONS = 60
+WORKSTATIONS = 24
 SECRETS = {"LAB_ADMIN_PW": "Lab-Admin-Pw-2026!", "LAB_ALICE_PW": "Alice-Pw-2026!x", "LAB_BOB_PW": "Bob-Pw-2026!xy"}
-SAMPLE = ["wss001", "wss017", "wss030", "wsw001", "wsw016", "wsw030"]
+SAMPLE = ["wss001", "wss007", "wss012", "wsw001", "wsw006", "wsw012"]
 
 
 def _secrets() -> dict[str, str]:
