@@ -998,6 +998,7 @@ def apply(
             workgroup_path,
             rollback,
             accept_new_host_keys,
+            skip_preflight,
             yes,
             fmt,
             report_json,
@@ -1070,6 +1071,7 @@ def _migrate(
     workgroup_path: Path,
     rollback: bool,
     accept_new: bool,
+    skip_preflight: bool,
     yes: bool,
     fmt: str,
     report_json: Path | None,
@@ -1088,9 +1090,10 @@ def _migrate(
     else:
         _out(fmt, steps.text())
         _confirm("the workgroup above becomes the domain (its backup is taken first)", "Migrate?", yes)
-    pre = _preflight(domain, list(domain.hosts), accept_new, fmt)
-    if not pre.ok:
-        raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")
+    if not skip_preflight:
+        pre = _preflight(domain, list(domain.hosts), accept_new, fmt)
+        if not pre.ok:
+            raise PreflightError(f"preflight failed on: {', '.join(pre.failed_hosts())}; nothing was changed")
     wait, force, no_anchor = lock
     with _locked(domain, wait, force, anchor=not no_anchor):
         live = _LiveProgress()
