@@ -159,12 +159,8 @@ def plan(workgroup: Network, domain: Network) -> Migration:
             )
             steps.append(Step("share", "homes", peer.name, f"home directories {where}; owners mapped by name"))
         for p in peer.printers:
-            target = next((h for h in domain.hosts if any(q.name == p.name for q in h.printers)), None)
-            action = (
-                "stays"
-                if target is not None and target.name == peer.name
-                else (f"moves to {target.name}" if target is not None else "no longer shared")
-            )
+            # A domain file server does not share printers yet (validation warns): the CUPS queue stays.
+            action = f"no longer shared (a domain file server shares no printers yet); the queue stays on {peer.name}"
             steps.append(Step("printer", p.name, peer.name, action))
     for h in domain.hosts:
         before = workgroup.host(h.name) if h.name in {w.name for w in workgroup.hosts} else None
