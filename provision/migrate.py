@@ -241,9 +241,10 @@ def moved_shares(workgroup: Network, domain: Network) -> list[str]:
     return out
 
 
-def read_ids(found: Any, peers: list[str]) -> dict[str, dict[str, dict[str, int]]]:
-    """Per peer, the local numbers of its users and groups, from the backup's ``accounts`` files."""
-    out: dict[str, dict[str, dict[str, int]]] = {}
+def read_ids(found: Any, peers: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per peer, the local numbers of its users and groups, and the users' shells (for a rollback),
+    from the backup's ``accounts`` files."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for peer in peers:
         f = found.file(peer, "accounts")
         if f is None:
@@ -253,6 +254,7 @@ def read_ids(found: Any, peers: list[str]) -> dict[str, dict[str, dict[str, int]
             "users": {str(n): int(e["uid"]) for n, e in data.get("users", {}).items()},
             "primary": {str(n): int(e["gid"]) for n, e in data.get("users", {}).items()},
             "groups": {str(n): int(g) for n, g in data.get("groups", {}).items()},
+            "shells": {str(n): str(e.get("shell") or "/bin/sh") for n, e in data.get("users", {}).items()},
         }
     return out
 
@@ -448,19 +450,7 @@ def run_text(result: MigrationResult) -> str:
 ROLLBACK_PHASES = ("owners", "unjoin", "accounts", "workgroup")
 
 
-def _shells(found: Any, peers: list[str]) -> dict[str, dict[str, str]]:
-    """Per peer, the login shells its local users had (the backup's ``accounts`` files)."""
-    out: dict[str, dict[str, str]] = {}
-    for peer in peers:
-        f = found.file(peer, "accounts")
-        users = json.loads(f.path.read_text()).get("users", {}) if f is not None else {}
-        out[peer] = {str(n): str(e.get("shell") or "/bin/sh") for n, e in users.items()}
-    return out
-
-
-def rollback_plan(
-    workgroup: Network, domain: Network, ids: dict[str, Any], shells: dict[str, dict[str, str]], phase: str
-) -> dict[str, dict[str, Any]]:
+def rollback_plan(workgroup: Network, domain: Network, ids: dict[str, Any], phase: str) -> dict[str, dict[str, Any]]:
     """migrate.yml's provision_migrate_plan for a rollback ``phase`` (owners_back or accounts_back)."""
     out: dict[str, dict[str, Any]] = {}
     forward = host_plan(workgroup, domain, ids, "owners" if phase == "owners_back" else "accounts")
@@ -483,7 +473,7 @@ def rollback_plan(
             }
         elif phase == "accounts_back" and "retire" in entry:
             users = entry["retire"]["users"]
-            mine = shells.get(host, {})
+            mine = ids.get(host, {}).get("shells", {})
             out[host] = {
                 "restore": {
                     "users": users,
@@ -503,7 +493,7 @@ def rollback(
     accounts (while the peers still resolve the domain's), the peers out of the domain, the local
     accounts back as they were, the workgroup spec applied. The DCs and the directory are left as
     they are; nothing is deleted."""
-    from provision import restore, runner
+    from provision import runner
 
     steps = plan(workgroup, domain)
     record = load_record(workgroup, domain)
@@ -515,7 +505,6 @@ def rollback(
         steps, tuple(f"rollback {p}" for p in back), backup=str(record.get("backup", "")), kind="rollback"
     )
     peers = [h.name for h in workgroup.hosts if h.role is Role.PEER]
-    found = restore.open_backup(workgroup, Path(record["backup"]))
     start = time.monotonic()
     mark = [start]
 
@@ -535,7 +524,7 @@ def rollback(
 
     try:
         if "owners" not in back:
-            owners = rollback_plan(workgroup, domain, record["ids"], {}, "owners_back") if "owners" in done else {}
+            owners = rollback_plan(workgroup, domain, record["ids"], "owners_back") if "owners" in done else {}
             if owners:
                 variables = {"provision_migrate_phase": "owners", "provision_migrate_plan": owners}
                 if not step("owners", _migrate_run(domain, sorted(owners), variables, progress)):
@@ -550,7 +539,7 @@ def rollback(
             else:
                 finish("unjoin")
         if "accounts" not in back:
-            accounts = rollback_plan(workgroup, domain, record["ids"], _shells(found, peers), "accounts_back")
+            accounts = rollback_plan(workgroup, domain, record["ids"], "accounts_back")
             variables = {"provision_migrate_phase": "accounts_back", "provision_migrate_plan": accounts}
             if not step("accounts", _migrate_run(domain, peers, variables, progress)):
                 return out

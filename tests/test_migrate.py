@@ -171,7 +171,7 @@ def test_cli_a_migration_is_the_whole_network_and_a_plain_apply_after_a_workgrou
 
 
 def test_a_rollback_takes_files_back_by_name_then_gives_the_accounts_their_names() -> None:
-    owners = migrate.rollback_plan(WORKGROUP, GROWN, IDS, {}, "owners_back")
+    owners = migrate.rollback_plan(WORKGROUP, GROWN, IDS, "owners_back")
     assert set(owners) == {"peer1", "peer3"}
     back = owners["peer3"]["owners"]
     assert back["paths"] == ["/home", "/srv/scratch"]
@@ -181,8 +181,8 @@ def test_a_rollback_takes_files_back_by_name_then_gives_the_accounts_their_names
                                                    {"from_name": "LABWG\\staff", "to": "wg-staff"}]
     # A group that kept its name (a system group) gets its files back under that name.
     assert {"from_name": "LABWG\\finance", "to": "finance"} in back["groups"]
-    shells = {"peer2": {"alice": "/bin/bash"}}
-    accounts = migrate.rollback_plan(WORKGROUP, GROWN, IDS, shells, "accounts_back")
+    ids = {**IDS, "peer2": {"shells": {"alice": "/bin/bash"}}}
+    accounts = migrate.rollback_plan(WORKGROUP, GROWN, ids, "accounts_back")
     assert accounts["peer2"]["restore"] == {"users": ["alice", "bob"], "groups": ["finance", "staff"],
                                             "shells": {"alice": "/bin/bash", "bob": "/bin/sh"}}
 

@@ -560,7 +560,8 @@ SPEC_PASSWORDS = {"LAB_ALICE_PW": "Spec-Alice-2026x", "LAB_BOB_PW": "Spec-Bob-20
 
 
 def test_the_workgroup_grows_into_a_domain_keeping_every_password_file_and_permission(applied, lab_ssh, lab_factory,
-                                                                                       grown_spec, tmp_path) -> None:
+                                                                                       grown_spec, tmp_path,
+                                                                                       monkeypatch) -> None:
     """The issue's proof: lab-workgroup.yml, files written as its users, then `provision grow` with two
     new DCs and `apply --from-workgroup`. Every user gets a ticket with the password the workgroup had
     (bob's newest, set on one peer only; the domain spec's own passwords are other ones and do not
@@ -589,73 +590,59 @@ def test_the_workgroup_grows_into_a_domain_keeping_every_password_file_and_permi
     lab_factory(domain.hosts)
     # The domain spec's passwords are not the workgroup's: only a carried password can work.
     spec_pw = SPEC_PASSWORDS
-    saved = {k: os.environ.get(k) for k in spec_pw}
-    os.environ.update(spec_pw)
-    try:
-        code, out = provision("apply", str(grown), "--skip-preflight")
-        assert code == 2 and "was last applied as a workgroup" in out, out  # a plain apply is refused
-        start = time.monotonic()
-        report_path = tmp_path / "migration.json"
-        code, out = provision("apply", str(grown), "--from-workgroup", str(SPEC), "--yes",
-                              "--report-json", str(report_path))
-        seconds = time.monotonic() - start
-        assert code == 0, out[-6000:]
-        print(f"\nmigration of the 3-peer lab into a domain with 2 new DCs: {seconds:.0f} s")
-        assert "migration: done" in out, out[-3000:]
-        result = json.loads(report_path.read_text())
-        assert result["ok"] and Path(result["backup"]).is_dir(), result
+    for k, v in spec_pw.items():
+        monkeypatch.setenv(k, v)
+    code, out = provision("apply", str(grown), "--skip-preflight")
+    assert code == 2 and "was last applied as a workgroup" in out, out  # a plain apply is refused
+    start = time.monotonic()
+    report_path = tmp_path / "migration.json"
+    code, out = provision("apply", str(grown), "--from-workgroup", str(SPEC), "--yes",
+                          "--report-json", str(report_path))
+    seconds = time.monotonic() - start
+    assert code == 0, out[-6000:]
+    print(f"\nmigration of the 3-peer lab into a domain with 2 new DCs: {seconds:.0f} s")
+    assert "migration: done" in out, out[-3000:]
+    result = json.loads(report_path.read_text())
+    assert result["ok"] and Path(result["backup"]).is_dir(), result
 
-        for user, password in PASSWORDS.items():
-            newest = BOB_NEWER if user == "bob" else password
-            assert _kinit_ok(lab_ssh, peers["peer1"], user, newest), user
-            assert not _kinit_ok(lab_ssh, peers["peer1"], user, spec_pw[f"LAB_{user.upper()}_PW"]), user
-        assert not _kinit_ok(lab_ssh, peers["peer1"], "bob", PASSWORDS["bob"])  # older than peer2's
+    for user, password in PASSWORDS.items():
+        newest = BOB_NEWER if user == "bob" else password
+        assert _kinit_ok(lab_ssh, peers["peer1"], user, newest), user
+        assert not _kinit_ok(lab_ssh, peers["peer1"], user, spec_pw[f"LAB_{user.upper()}_PW"]), user
+    assert not _kinit_ok(lab_ssh, peers["peer1"], "bob", PASSWORDS["bob"])  # older than peer2's
 
-        after = {u: _access(lab_ssh, peers["peer1"], u, BOB_NEWER if u == "bob" else PASSWORDS[u], kerberos=True)
-                 for u in PASSWORDS}
-        assert after == before
-        owners = lab_ssh.run(peers["peer3"], "stat -c %U:%u /srv/scratch/m-carol.txt /home/alice/m-home.txt; "
-                                             "id -u carol; id -u alice").stdout.split()
-        assert [o.split(":")[0].split("\\")[-1].lower() for o in owners[:2]] == ["carol", "alice"], owners
-        assert owners[0].split(":")[1] == owners[2] and int(owners[2]) >= 10000, owners  # the domain's numbers
-        # The local accounts are retired, not deleted: renamed, locked, expired, nologin, home kept.
-        retired = lab_ssh.run(peers["peer1"], "grep -E '^wg-(alice|bob|carol):' /etc/passwd; "
-                                              "grep -cE '^(alice|bob|carol):' /etc/passwd").stdout.splitlines()
-        assert len(retired) == 4 and retired[-1] == "0", retired
-        assert all(r.endswith(":/usr/sbin/nologin") for r in retired[:3]), retired
+    after = {u: _access(lab_ssh, peers["peer1"], u, BOB_NEWER if u == "bob" else PASSWORDS[u], kerberos=True)
+             for u in PASSWORDS}
+    assert after == before
+    owners = lab_ssh.run(peers["peer3"], "stat -c %U:%u /srv/scratch/m-carol.txt /home/alice/m-home.txt; "
+                                         "id -u carol; id -u alice").stdout.split()
+    assert [o.split(":")[0].split("\\")[-1].lower() for o in owners[:2]] == ["carol", "alice"], owners
+    assert owners[0].split(":")[1] == owners[2] and int(owners[2]) >= 10000, owners  # the domain's numbers
+    # The local accounts are retired, not deleted: renamed, locked, expired, nologin, home kept.
+    retired = lab_ssh.run(peers["peer1"], "grep -E '^wg-(alice|bob|carol):' /etc/passwd; "
+                                          "grep -cE '^(alice|bob|carol):' /etc/passwd").stdout.splitlines()
+    assert len(retired) == 4 and retired[-1] == "0", retired
+    assert all(r.endswith(":/usr/sbin/nologin") for r in retired[:3]), retired
 
-        _verified_and_converged(grown, tmp_path)
-        code, out = provision("apply", str(grown), "--from-workgroup", str(SPEC), "--yes", "--skip-preflight")
-        assert code == 0 and "owners: done before (resumed)" in out, out[-3000:]
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    _verified_and_converged(grown, tmp_path)
+    code, out = provision("apply", str(grown), "--from-workgroup", str(SPEC), "--yes", "--skip-preflight")
+    assert code == 0 and "owners: done before (resumed)" in out, out[-3000:]
 
 
-def test_a_migration_rolls_back_to_the_working_workgroup(applied, lab_ssh, grown_spec, tmp_path) -> None:
+def test_a_migration_rolls_back_to_the_working_workgroup(applied, lab_ssh, grown_spec, tmp_path,
+                                                         monkeypatch) -> None:
     """After the migration above, `apply --from-workgroup --rollback`: the files go back to the local
     accounts, the peers leave the domain, the retired accounts get their names, shells and logins
     back, the workgroup spec is applied. Access with the workgroup's passwords, account numbers and
     owners are what they were before the migration; verify passes; the DCs are left alone."""
     if not BEFORE_MIGRATION:
         pytest.skip("the migration test did not get as far as migrating")
-    saved = {k: os.environ.get(k) for k in SPEC_PASSWORDS}
-    os.environ.update({k: v for k, v in SPEC_PASSWORDS.items() if not k.startswith("LAB_")})
-    try:
-        start = time.monotonic()
-        code, out = provision("apply", str(grown_spec), "--from-workgroup", str(SPEC), "--rollback", "--yes")
-        assert code == 0, out[-6000:]
-        print(f"\nrollback of the 3-peer migration: {time.monotonic() - start:.0f} s")
-        assert "rollback: done" in out, out[-3000:]
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    monkeypatch.setenv("DOMAIN_ADMIN_PASSWORD", SPEC_PASSWORDS["DOMAIN_ADMIN_PASSWORD"])
+    start = time.monotonic()
+    code, out = provision("apply", str(grown_spec), "--from-workgroup", str(SPEC), "--rollback", "--yes")
+    assert code == 0, out[-6000:]
+    print(f"\nrollback of the 3-peer migration: {time.monotonic() - start:.0f} s")
+    assert "rollback: done" in out, out[-3000:]
     peers = applied
     assert lab_ssh.run(peers["peer3"], IDS).stdout == BEFORE_MIGRATION["ids"]
     assert lab_ssh.run(peers["peer1"], "grep -c '^wg-' /etc/passwd").stdout.strip() == "0"
