@@ -291,9 +291,13 @@ def run(
     hosts: list[Host] | None = None,
     keep: int | None = None,
     progress: Callable[[Progress], None] | None = None,
+    items: dict[str, list[Item]] | None = None,
 ) -> BackupResult:
-    """Back up ``hosts`` (default: all that hold data) into a new folder under ``root``."""
-    planned = require_plan(network, hosts)
+    """Back up ``hosts`` (default: all that hold data) into a new folder under ``root``; ``items``
+    chooses fewer items per host than the spec backs up (a migration's copy of the shares it moves)."""
+    planned = require_plan(network, hosts) if items is None else {h: list(i) for h, i in items.items() if i}
+    if not planned:
+        raise BackupError("nothing to back up")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     folder = root / f"{network.name}-{stamp}"

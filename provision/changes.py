@@ -723,9 +723,9 @@ class _Diff:
 
     def note_printer(self, action: str, key: Any, old: _Item | None, new: _Item | None, fields: Any) -> str:
         network = self.after if action != REMOVE else self.before
-        if network is not None and network.mode is Mode.DOMAIN:
-            # playbooks/roles/domain_member/templates/smb.conf.j2: "load printers = no".
-            return "domain file servers do not serve printers: nothing changes on the host"
+        if action == REMOVE and network is not None and network.mode is Mode.DOMAIN:
+            # playbooks/roles/domain_member/tasks/shares.yml: queues are made, never deleted.
+            return "its section leaves smb.conf; its CUPS queue is kept (unshared)"
         if action == REMOVE:
             # playbooks/roles/samba_workgroup/tasks/remove.yml: lpadmin -x (provision_print_queues).
             return "its CUPS queue is deleted and its section leaves smb.conf"

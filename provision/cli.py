@@ -920,7 +920,8 @@ class _LiveProgress:
     "workgroup_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Migrate this workgroup spec into the domain SPEC (written by provision grow): backup, domain "
-    "controllers, passwords carried, local accounts retired, peers joined, file owners mapped. "
+    "controllers, passwords carried, local accounts retired, shares that move copied, peers joined, "
+    "file owners mapped. "
     "Run it again to resume a migration that failed.",
 )
 @click.option(

@@ -18,15 +18,20 @@ command again resumes after the last phase that completed:
 3. ``accounts`` (playbooks/migrate.yml): each peer's Samba password hashes are read and the newest of
    every user is written into the directory, inside one play run (never logged, never on disk here);
    then the peers' local accounts are disabled and renamed out of the domain's way.
-4. ``apply``: the whole domain spec: the peers join as file servers and workstations.
-5. ``owners`` (playbooks/migrate.yml): the shares' and homes' files go from the old local numbers to
-   the domain's users and groups, by name.
+4. ``copy``: the shares (and home folders) the domain spec serves from another host than their peer
+   (``provision grow --file-server``) are copied there: taken from the peer now that its Samba has
+   stopped (a backup of just those folders, owners by number, ACLs and extended attributes), put
+   on the new host at the same paths by the restore role. The peer's copy stays.
+5. ``apply``: the whole domain spec: the peers join as file servers and workstations.
+6. ``owners`` (playbooks/migrate.yml): the shares' and homes' files, in place and copied, go from the
+   old local numbers (those of the peer they came from) to the domain's users and groups, by name.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -158,9 +163,17 @@ def plan(workgroup: Network, domain: Network) -> Migration:
                 else (f"copied to {target.name}" if target is not None else "no longer shared")
             )
             steps.append(Step("share", "homes", peer.name, f"home directories {where}; owners mapped by name"))
+        printers = {p.name.lower(): h for h in domain.hosts for p in h.printers}
         for p in peer.printers:
-            # A domain file server does not share printers yet (validation warns): the CUPS queue stays.
-            action = f"no longer shared (a domain file server shares no printers yet); the queue stays on {peer.name}"
+            target = printers.get(p.name.lower())
+            if target is None:
+                action = f"no longer shared; the queue stays on {peer.name}"
+            elif target.name == peer.name:
+                action = "stays; shared to the domain's users and groups"
+            else:
+                action = (
+                    f"served by {target.name} (a queue to the same device); the queue on {peer.name} stays, unshared"
+                )
             steps.append(Step("printer", p.name, peer.name, action))
     for h in domain.hosts:
         before = workgroup.host(h.name) if h.name in {w.name for w in workgroup.hosts} else None
@@ -182,7 +195,8 @@ def _path(host: Host, share: str) -> str:
 
 # --------------------------------------------------------------------------- the run
 
-PHASES = ("backup", "dcs", "accounts", "apply", "owners")
+PHASES = ("backup", "dcs", "accounts", "copy", "apply", "owners")
+COPY_DIR = "migration-copy"  # beside the record: the copies on their way, removed once put
 RETIRED_PREFIX = "wg-"  # the migrate role's migrate_retired_prefix
 RECORD = "migration.json"
 FORMAT = "provision-migration"
@@ -226,19 +240,60 @@ def _realm(domain: Network) -> str:
     return domain.domain.realm if domain.domain else ""
 
 
-def moved_shares(workgroup: Network, domain: Network) -> list[str]:
-    """Shares (and home shares) of a peer that the domain spec serves from another host."""
+@dataclass(frozen=True)
+class Copy:
+    """A folder of a peer that the domain spec serves from another host: copied there, same path."""
+
+    peer: str
+    target: str
+    item: str  # the backup item that carries it: share-NAME, or homes
+    path: str
+    what: str  # share NAME, or home folders
+
+
+def copies(workgroup: Network, domain: Network) -> list[Copy]:
+    """The peers' shares and home folders that move (a share the domain spec no longer has stays
+    unshared on its peer; a share that stays on its peer is not copied)."""
     carried = _share_homes(domain)
     homes = next((h.name for h in domain.hosts if h.homes), None)
-    out: list[str] = []
+    out: list[Copy] = []
     for peer in (h for h in workgroup.hosts if h.role is Role.PEER):
         for s in peer.shares:
             target = carried.get(s.name.lower())
             if target is not None and target.name != peer.name:
-                out.append(f"{s.name} ({peer.name} -> {target.name})")
+                out.append(Copy(peer.name, target.name, f"share-{s.name.lower()}", s.path, f"share {s.name}"))
         if peer.homes and homes is not None and homes != peer.name:
-            out.append(f"homes ({peer.name} -> {homes})")
+            out.append(Copy(peer.name, homes, "homes", "/home", "home folders"))
     return out
+
+
+def check_copies(workgroup: Network, domain: Network) -> list[Copy]:
+    """The copies, or MigrationError naming every one that cannot be made as the specs say."""
+    found = copies(workgroup, domain)
+    problems: list[str] = []
+    for c in found:
+        if c.item == "homes":
+            continue
+        name = c.what.split(" ", 1)[1].lower()
+        there = next(s for s in domain.host(c.target).shares if s.name.lower() == name)
+        if there.path != c.path:
+            problems.append(
+                f"{c.what} moves from {c.peer} to {c.target} with another path ({c.path} -> {there.path}): "
+                f"a copy keeps its path; give it {c.path} on {c.target}"
+            )
+    by_target: dict[str, list[str]] = {}
+    for c in found:
+        if c.item == "homes":
+            by_target.setdefault(c.target, []).append(c.peer)
+    for target, peers in sorted(by_target.items()):
+        if len(peers) > 1:
+            problems.append(
+                f"the home folders of {', '.join(peers)} would all be {target}:/home, where the same user's "
+                "folders of two peers would collide; keep homes on one peer, or copy them by hand first"
+            )
+    if problems:
+        raise MigrationError("cannot copy the shares that move: " + "; ".join(problems))
+    return found
 
 
 def read_ids(found: Any, peers: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -262,45 +317,65 @@ def read_ids(found: Any, peers: list[str]) -> dict[str, dict[str, dict[str, Any]
 def host_plan(workgroup: Network, domain: Network, ids: dict[str, Any], phase: str) -> dict[str, dict[str, Any]]:
     """migrate.yml's provision_migrate_plan for ``phase``: host -> what it does."""
     peers = [h for h in workgroup.hosts if h.role is Role.PEER]
-    dom_users = {u.name for u in domain.users}
     dom_groups = {g.name for g in domain.groups}
     accounts = changes.peer_accounts(workgroup)
+    moved = copies(workgroup, domain)
     out: dict[str, dict[str, Any]] = {}
-    for peer in peers:
-        target = domain.host(peer.name)
-        if phase == "accounts":
+    if phase == "accounts":
+        for peer in peers:
             users = sorted(accounts.get(peer.name, frozenset()))
-            groups = sorted({g for u in workgroup.users if u.name in users for g in u.groups} | set())
+            groups = sorted({g for u in workgroup.users if u.name in users for g in u.groups})
             out[peer.name] = {
                 "export": {"users": users, "groups": []},
                 "retire": {"users": users, "groups": [g for g in groups if g in dom_groups]},
-                "stop_samba": target.role is Role.WORKSTATION,
+                # A workstation serves nothing; a peer whose folders are copied away stops serving
+                # them before the copy is taken (the apply starts a file server's Samba again).
+                "stop_samba": domain.host(peer.name).role is Role.WORKSTATION
+                or any(c.peer == peer.name for c in moved),
             }
-            continue
-        mine = ids.get(peer.name, {})
-        private = set(mine.get("primary", {}).values())
-        share_paths = [s.path for s in peer.shares if any(t.path == s.path for t in target.shares)]
+        return out
+    # Where each folder now lies, and the peer whose numbers its files carry.
+    places: dict[tuple[str, str], set[str]] = {}
+    for peer in peers:
+        target = domain.host(peer.name)
+        kept = [s.path for s in peer.shares if any(t.path == s.path for t in target.shares)]
         if peer.homes and target.homes:
-            share_paths.append("/home")
-        # The domain's accounts by their qualified names (NETBIOS\\name): a local name never answers.
-        nb = domain.domain.netbios if domain.domain else ""
-        local_users = sorted(mine.get("users", {}).items())
-        to_users: list[dict[str, Any]] = [{"from": uid, "to": f"{nb}\\{n}"} for n, uid in local_users if n in dom_users]
-        # A user-private group keeps its number (now the retired wg- group's): mapping it to a
-        # domain group would let that group's members in.
-        known = mine.get("groups", {})
-        numbered = [(n, gid) for n, gid in sorted(known.items()) if n in dom_groups and gid not in private]
-        to_groups: list[dict[str, Any]] = [{"from": gid, "to": f"{nb}\\{n}"} for n, gid in numbered]
-        # The peer's other groups of the spec that the backup did not number: system groups such as
-        # Debian's staff (gid 50), which keep their names locally; moved by name where they exist.
-        used = sorted({g for u in workgroup.users if u.name in mine.get("users", {}) for g in u.groups})
-        to_groups += [
-            {"from_name": g, "to": f"{nb}\\{g}", "optional": True} for g in used if g in dom_groups and g not in known
-        ]
-        if share_paths and (to_users or to_groups):
-            owners = {"paths": sorted(set(share_paths)), "users": to_users, "groups": to_groups}
-            out[peer.name] = {"owners": owners}
+            kept.append("/home")
+        if kept:
+            places.setdefault((peer.name, peer.name), set()).update(kept)
+    for c in moved:
+        places.setdefault((c.target, c.peer), set()).add(c.path)
+    for (host, peer_name), folders in sorted(places.items()):
+        owners = _owner_map(workgroup, domain, ids.get(peer_name, {}), sorted(folders))
+        if owners is not None:
+            out.setdefault(host, {"owners": []})["owners"].append(owners)
     return out
+
+
+def _owner_map(workgroup: Network, domain: Network, mine: dict[str, Any], folders: list[str]) -> dict[str, Any] | None:
+    """provision_owner_map's arguments for ``folders``, whose files carry the numbers ``mine`` of one peer."""
+    dom_users = {u.name for u in domain.users}
+    dom_groups = {g.name for g in domain.groups}
+    private = set(mine.get("primary", {}).values())
+    # The domain's accounts by their qualified names (NETBIOS\name): a local name never answers.
+    nb = domain.domain.netbios if domain.domain else ""
+    local_users = sorted(mine.get("users", {}).items())
+    to_users: list[dict[str, Any]] = [{"from": uid, "to": f"{nb}\\{n}"} for n, uid in local_users if n in dom_users]
+    # A user-private group keeps its number (now the retired wg- group's): mapping it to a
+    # domain group would let that group's members in.
+    known = mine.get("groups", {})
+    numbered = [(n, gid) for n, gid in sorted(known.items()) if n in dom_groups and gid not in private]
+    to_groups: list[dict[str, Any]] = [{"from": gid, "to": f"{nb}\\{n}"} for n, gid in numbered]
+    # The peer's other groups of the spec that the backup did not number: system groups such as
+    # Debian's staff (gid 50), which keep their names locally; moved by name where they exist.
+    # A copy on another host carries the same numbers: Debian gives its system groups the same ones.
+    used = sorted({g for u in workgroup.users if u.name in mine.get("users", {}) for g in u.groups})
+    to_groups += [
+        {"from_name": g, "to": f"{nb}\\{g}", "optional": True} for g in used if g in dom_groups and g not in known
+    ]
+    if not (to_users or to_groups):
+        return None
+    return {"paths": folders, "users": to_users, "groups": to_groups}
 
 
 @dataclass
@@ -362,13 +437,7 @@ def run(
     from provision import backup, restore, runner
 
     steps = plan(workgroup, domain)
-    moved = moved_shares(workgroup, domain)
-    if moved:
-        raise MigrationError(
-            "the domain spec serves these shares from another host: " + ", ".join(moved) + "; copying a share "
-            "to a new file server is not built yet: keep each share on its peer (provision grow without "
-            "--file-server), or copy it by hand first"
-        )
+    moved = check_copies(workgroup, domain)
     record = load_record(workgroup, domain)
     out = MigrationResult(steps, tuple(record["done"]), backup=str(record.get("backup", "")))
     peers = [h.name for h in workgroup.hosts if h.role is Role.PEER]
@@ -412,6 +481,13 @@ def run(
             if not out.runs["accounts"].ok:
                 return out
             finish("accounts")
+        if "copy" not in record["done"]:
+            if moved:
+                copied = _copy(workgroup, domain, moved, progress)
+                out.runs.update(copied)
+                if not all(r.ok for r in copied.values()):
+                    return out
+            finish("copy")
         if "apply" not in record["done"]:
             out.runs["apply"] = runner.run(domain, runner.RunOptions(), progress=progress)
             if not out.runs["apply"].ok:
@@ -428,6 +504,43 @@ def run(
         return out
     finally:
         out.seconds = time.monotonic() - start
+
+
+def _copy(
+    workgroup: Network, domain: Network, moved: list[Copy], progress: Callable[[Progress], None] | None
+) -> dict[str, RunResult]:
+    """The copy phase: the moving folders taken from their peers (a backup of just them, checked as
+    any backup is), then put on their new hosts by the restore role at the same paths. The copies
+    on this controller go once put, or once failed (the peers keep the originals)."""
+    from provision import backup, restore
+
+    items = {
+        peer: [backup.Item(c.item, "tar", (c.path,), missing_ok=c.item == "homes") for c in moved if c.peer == peer]
+        for peer in sorted({c.peer for c in moved})
+    }
+    root = paths.state_dir(domain) / COPY_DIR
+    shutil.rmtree(root, ignore_errors=True)  # what an interrupted copy left
+    runs: dict[str, RunResult] = {}
+    try:
+        made = backup.run(workgroup, root, [workgroup.host(p) for p in items], progress=progress, items=items)
+        runs["copy take"] = made.run
+        if not made.run.ok or made.manifest is None:
+            return runs
+        found = restore.open_backup(workgroup, made.folder)
+        entries: dict[str, dict[str, Any]] = {}
+        for c in moved:
+            f = found.file(c.peer, c.item)
+            if f is None:  # a missing_ok folder that did not exist: nothing to copy
+                continue
+            entry = entries.setdefault(c.target, {"files": [], "sources": []})
+            entry["files"].append(f.module_item())
+            entry["sources"].append(str(f.path))
+        if entries:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            runs["copy put"] = restore.put_back(domain, entries, restore.PHASE_FILES, stamp, progress)
+        return runs
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def run_text(result: MigrationResult) -> str:
@@ -454,22 +567,27 @@ def rollback_plan(workgroup: Network, domain: Network, ids: dict[str, Any], phas
     """migrate.yml's provision_migrate_plan for a rollback ``phase`` (owners_back or accounts_back)."""
     out: dict[str, dict[str, Any]] = {}
     forward = host_plan(workgroup, domain, ids, "owners" if phase == "owners_back" else "accounts")
+    peers = {h.name for h in workgroup.hosts if h.role is Role.PEER}
+
+    def local(p: dict[str, Any]) -> str:
+        # The retired wg- account, or a system group, which kept its own name.
+        name = str(p["to"]).split("\\", 1)[-1]
+        return name if "from_name" in p else f"{RETIRED_PREFIX}{name}"
+
     for host, entry in forward.items():
         if phase == "owners_back" and "owners" in entry:
-            o = entry["owners"]
-
-            def local(p: dict[str, Any]) -> str:
-                # The retired wg- account, or a system group, which kept its own name.
-                name = str(p["to"]).split("\\", 1)[-1]
-                return name if "from_name" in p else f"{RETIRED_PREFIX}{name}"
-
+            if host not in peers:
+                continue  # a new file server's copy stays the domain's, as the DCs do
             # While still joined, NETBIOS\\name is the domain's account and local() the peer's own.
             out[host] = {
-                "owners": {
-                    "paths": o["paths"],
-                    "users": [{"from_name": p["to"], "to": local(p)} for p in o["users"]],
-                    "groups": [{"from_name": p["to"], "to": local(p)} for p in o["groups"]],
-                }
+                "owners": [
+                    {
+                        "paths": o["paths"],
+                        "users": [{"from_name": p["to"], "to": local(p)} for p in o["users"]],
+                        "groups": [{"from_name": p["to"], "to": local(p)} for p in o["groups"]],
+                    }
+                    for o in entry["owners"]
+                ]
             }
         elif phase == "accounts_back" and "retire" in entry:
             users = entry["retire"]["users"]

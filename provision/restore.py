@@ -506,6 +506,17 @@ def _files_run(
     hosts = plan.phase_vars(phase)
     if not hosts:
         return None
+    return put_back(network, hosts, phase, stamp, progress)
+
+
+def put_back(
+    network: Network,
+    hosts: dict[str, Any],
+    phase: str,
+    stamp: str,
+    progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """restore.yml on ``hosts`` (host -> its entry: sources, files, ...), phase ``phase``."""
     realm = network.domain.realm if network.domain else ""
     options = runner.RunOptions(
         playbook="restore.yml",

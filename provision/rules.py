@@ -507,12 +507,6 @@ def _check_shares(
         for j, _p in enumerate(_list(h.get("printers"))):
             if h.get("role") not in (None, "peer", "file_server"):
                 found.error(f"hosts[{i}].printers[{j}]", "only peers and file servers share printers")
-            elif h.get("role") == "file_server" and mode == "domain":
-                found.warn(
-                    f"hosts[{i}].printers[{j}]",
-                    "a domain file server does not share printers yet (its Samba runs with 'load printers = no'): "
-                    "this queue is not served; keep it on a workgroup peer for now",
-                )
         sections = per_host.setdefault(i, {})
         for j, p in enumerate(_list(h.get("printers"))):
             where = f"hosts[{i}].printers[{j}]"

@@ -57,3 +57,15 @@ def host_sections(network: Network, host: Host) -> list[dict[str, Any]]:
     if network.mode is Mode.DOMAIN and host.role is Role.FILE_SERVER and network.domain is not None:
         return list(planner().samba_share_plan(shares, "domain", network.domain.netbios))
     return []
+
+
+def host_printers(network: Network, host: Host) -> list[dict[str, Any]]:
+    """The host's planned printers (CUPS queue and smb.conf section), as its role plans them."""
+    printers = host_vars(host).get("provision_printers", [])
+    if not printers:
+        return []
+    if network.mode is Mode.WORKGROUP and host.role is Role.PEER:
+        return [planner().plan_printer(p) for p in printers]
+    if network.mode is Mode.DOMAIN and host.role is Role.FILE_SERVER and network.domain is not None:
+        return list(planner().samba_printer_plan(printers, "domain", network.domain.netbios))
+    return []

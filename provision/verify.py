@@ -160,6 +160,16 @@ def derive(network: Network, hosts: Sequence[Host] | None = None) -> list[CheckS
                     },
                 )
             )
+        for planned in shares.host_printers(network, h):
+            queue = planned["queue"]
+            add(
+                CheckSpec(
+                    h.name,
+                    f"printer {planned['name']}",
+                    "printer",
+                    {"name": planned["name"], "uri": queue["uri"], "options": planned["options"]},
+                )
+            )
         if network.mode is Mode.DOMAIN:
             # A domain always enforces its policy (or the defaults) on every host, from the directory.
             expected = _policy_expected(network, h, members)

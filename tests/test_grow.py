@@ -127,12 +127,7 @@ def test_peers_that_serve_become_file_servers_in_place(tmp_path: Path) -> None:
     assert "peer3 -> file_server peer3 (10.231.0.13): share scratch and home shares stay where they are" in lines(grown)
     assert "users alice, bob, carol -> directory users (passwords carried over by the migration)" in lines(grown)
     assert not any(c.warning for c in grown.choices)  # two DCs: nothing to warn about
-    # Only that peer2's printer is not shared by a domain file server yet.
-    assert [w.message for w in grown.warnings] == [
-        "a domain file server does not share printers yet (its Samba runs with 'load printers = no'): "
-        "this queue is not served; keep it on a workgroup peer for now "
-        "(hosts[3].printers[0] is printer 'office-pdf' of peer 'peer2')"
-    ]
+    assert grown.warnings == ()  # peer2's printer is served by peer2, now a domain file server
 
 
 def test_the_written_file(tmp_path: Path) -> None:

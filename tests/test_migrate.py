@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from provision import grow, migrate, spec
 from provision.cli import cli
+from provision.model import Network
 
 ROOT = Path(__file__).resolve().parent.parent
 WG_SPEC = ROOT / "inventories" / "lab-workgroup.yml"
@@ -47,7 +48,7 @@ def test_shares_stay_in_place_on_peers_that_become_file_servers() -> None:
     steps = _steps(migrate.plan(WORKGROUP, GROWN))
     assert steps[("share", "projects", "peer1")].startswith("stays in /srv/projects; owners mapped")
     assert steps[("share", "homes", "peer3")].startswith("home directories stay")
-    assert steps[("printer", "office-pdf", "peer2")].startswith("no longer shared (a domain file server shares")
+    assert steps[("printer", "office-pdf", "peer2")] == "stays; shared to the domain's users and groups"
 
 
 def test_shares_moved_to_a_new_file_server_are_copied_and_the_originals_stay(tmp_path: Path) -> None:
@@ -67,6 +68,8 @@ def test_shares_moved_to_a_new_file_server_are_copied_and_the_originals_stay(tmp
     assert "the copy on peer2 stays" in steps[("share", "finance", "peer2")]
     assert steps[("host", "peer2", "10.231.0.12")].startswith("peer joins the domain as a workstation (winbind)")
     assert steps[("host", "fs1", "10.231.0.25")] == "new file server"
+    assert steps[("printer", "office-pdf", "peer2")] == (
+        "served by fs1 (a queue to the same device); the queue on peer2 stays, unshared")
 
 
 def test_the_specs_must_be_a_workgroup_and_a_domain() -> None:
@@ -113,18 +116,19 @@ def test_the_accounts_phase_reads_and_retires_exactly_the_peers_accounts() -> No
 def test_owners_move_by_name_and_private_groups_keep_their_numbers() -> None:
     plan = migrate.host_plan(WORKGROUP, GROWN, IDS, "owners")
     assert set(plan) == {"peer1", "peer3"}  # peer2 has no ids here: nothing it could map
-    owners = plan["peer3"]["owners"]
+    [owners] = plan["peer3"]["owners"]
     assert owners["paths"] == ["/home", "/srv/scratch"]
     assert {"from": 1003, "to": "LABWG\\carol"} in owners["users"]  # the domain's, by its qualified name
     # staff moves to the domain's group; alice's private group 1001 stays (now the retired wg-alice's).
-    assert plan["peer1"]["owners"]["groups"] == [{"from": 1011, "to": "LABWG\\finance"},
-                                                 {"from": 1010, "to": "LABWG\\staff"}]
+    assert plan["peer1"]["owners"][0]["groups"] == [{"from": 1011, "to": "LABWG\\finance"},
+                                                    {"from": 1010, "to": "LABWG\\staff"}]
     # peer3's backup did not number finance (a system group, say): it moves by its local name, if there.
     assert {"from_name": "finance", "to": "LABWG\\finance", "optional": True} in owners["groups"]
-    assert plan["peer1"]["owners"]["paths"] == ["/srv/handbook", "/srv/projects"]
+    assert plan["peer1"]["owners"][0]["paths"] == ["/srv/handbook", "/srv/projects"]
 
 
-def test_a_share_moved_to_another_host_is_refused_before_anything_runs(tmp_path: Path) -> None:
+def _moved(tmp_path: Path) -> Network:
+    """lab-workgroup.yml grown with --file-server: every peer's shares and homes move to fs1."""
     out = tmp_path / "grown.yml"
     options = grow.Options(
         realm="AD.LABWG.TEST",
@@ -135,11 +139,57 @@ def test_a_share_moved_to_another_host_is_refused_before_anything_runs(tmp_path:
         file_server=grow.parse_new_host("fs1=10.231.0.25"),
     )
     grow.write(grow.grow(WG_SPEC, out, options))
-    moved = migrate.moved_shares(WORKGROUP, spec.load_network(out))
-    assert "finance (peer2 -> fs1)" in moved and "homes (peer3 -> fs1)" in moved
-    assert migrate.moved_shares(WORKGROUP, GROWN) == []
-    with pytest.raises(migrate.MigrationError, match="copying a share to a new file server is not built yet"):
-        migrate.run(WORKGROUP, spec.load_network(out), tmp_path / "backups")
+    return spec.load_network(out)
+
+
+def test_the_shares_and_homes_that_move_are_copied_at_their_paths(tmp_path: Path) -> None:
+    moved = _moved(tmp_path)
+    copies = {(c.peer, c.target, c.item, c.path) for c in migrate.check_copies(WORKGROUP, moved)}
+    assert copies == {
+        ("peer1", "fs1", "share-projects", "/srv/projects"),
+        ("peer1", "fs1", "share-handbook", "/srv/handbook"),
+        ("peer2", "fs1", "share-finance", "/srv/finance"),
+        ("peer3", "fs1", "share-scratch", "/srv/scratch"),
+        ("peer3", "fs1", "homes", "/home"),
+    }
+    assert migrate.copies(WORKGROUP, GROWN) == []  # in place: nothing is copied
+    # Every peer stops serving before its folders are taken.
+    accounts = migrate.host_plan(WORKGROUP, moved, IDS, "accounts")
+    assert all(accounts[p]["stop_samba"] for p in ("peer1", "peer2", "peer3"))
+
+
+def test_copied_files_are_mapped_on_the_new_host_with_the_numbers_of_their_peer(tmp_path: Path) -> None:
+    moved = _moved(tmp_path)
+    ids = {**IDS, "peer3": {"users": {"carol": 1005}, "primary": {"carol": 1005}, "groups": {"staff": 1020}}}
+    plan = migrate.host_plan(WORKGROUP, moved, ids, "owners")
+    assert set(plan) == {"fs1"}  # the peers keep their copies as they were
+    maps = {tuple(m["paths"]): m for m in plan["fs1"]["owners"]}
+    assert set(maps) == {("/srv/handbook", "/srv/projects"), ("/home", "/srv/scratch")}
+    # The same user has other numbers on two peers: each folder is mapped with its own peer's.
+    assert {"from": 1003, "to": "LABWG\\carol"} in maps[("/srv/handbook", "/srv/projects")]["users"]
+    assert maps[("/home", "/srv/scratch")]["users"] == [{"from": 1005, "to": "LABWG\\carol"}]
+    assert {"from": 1020, "to": "LABWG\\staff"} in maps[("/home", "/srv/scratch")]["groups"]
+    # A rollback leaves the new file server's copy to the domain; the peers' files were never changed.
+    assert migrate.rollback_plan(WORKGROUP, moved, ids, "owners_back") == {}
+
+
+def test_a_copy_that_cannot_be_made_as_the_specs_say_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    moved = _moved(tmp_path)
+    fs1 = moved.host("fs1")
+    other = replace(fs1, shares=tuple(replace(s, path="/data/finance") if s.name == "finance" else s
+                                      for s in fs1.shares))
+    hosts = tuple(other if h.name == "fs1" else h for h in moved.hosts)
+    with pytest.raises(migrate.MigrationError, match=r"share finance moves from peer2 to fs1 with another path "
+                                                     r"\(/srv/finance -> /data/finance\)"):
+        migrate.check_copies(WORKGROUP, replace(moved, hosts=hosts))
+    both = replace(WORKGROUP, hosts=tuple(replace(h, homes=True) if h.name == "peer1" else h
+                                          for h in WORKGROUP.hosts))
+    with pytest.raises(migrate.MigrationError, match="home folders of peer1, peer3 would all be fs1:/home"):
+        migrate.check_copies(both, moved)
+    with pytest.raises(migrate.MigrationError, match="home folders of peer1, peer3"):
+        migrate.run(both, moved, tmp_path / "backups")  # before any host is contacted
 
 
 def test_the_record_resumes_the_same_migration_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,12 +223,12 @@ def test_cli_a_migration_is_the_whole_network_and_a_plain_apply_after_a_workgrou
 def test_a_rollback_takes_files_back_by_name_then_gives_the_accounts_their_names() -> None:
     owners = migrate.rollback_plan(WORKGROUP, GROWN, IDS, "owners_back")
     assert set(owners) == {"peer1", "peer3"}
-    back = owners["peer3"]["owners"]
+    [back] = owners["peer3"]["owners"]
     assert back["paths"] == ["/home", "/srv/scratch"]
     # While joined, alice is the domain's account and wg-alice the retired local one.
     assert {"from_name": "LABWG\\carol", "to": "wg-carol"} in back["users"]
-    assert owners["peer1"]["owners"]["groups"] == [{"from_name": "LABWG\\finance", "to": "wg-finance"},
-                                                   {"from_name": "LABWG\\staff", "to": "wg-staff"}]
+    assert owners["peer1"]["owners"][0]["groups"] == [{"from_name": "LABWG\\finance", "to": "wg-finance"},
+                                                      {"from_name": "LABWG\\staff", "to": "wg-staff"}]
     # A group that kept its name (a system group) gets its files back under that name.
     assert {"from_name": "LABWG\\finance", "to": "finance"} in back["groups"]
     ids = {**IDS, "peer2": {"shells": {"alice": "/bin/bash"}}}

@@ -385,3 +385,21 @@ def test_peer_accounts_and_print_queues_in_the_modules_form() -> None:
     # CUPS shows the queue name when the description is empty: the plan says it explicitly.
     assert [p["queue"] for p in plan["printers"]] == [
         {"name": "laser", "uri": "ipp://10.231.0.9/ipp", "description": "laser"}]
+
+
+def test_a_domain_file_server_serves_printers_to_the_domains_accounts_only() -> None:
+    shares = sp.samba_share_plan([share(name="docs")], "domain", "LAB")
+    [printer] = sp.samba_printer_plan(
+        [{"name": "laser", "uri": "ipp://10.231.0.9/ipp", "users": ["carol"], "groups": ["staff"]}],
+        "domain", "LAB", "/var/spool/samba", shares)
+    # Qualified names: a local account called staff or carol never gets in; the domain's admins do.
+    assert '   valid users = "LAB\\carol" @"LAB\\staff" @"LAB\\domain admins"' in printer["lines"]
+    assert "   printable = yes" in printer["lines"] and "   guest ok = no" in printer["lines"]
+    assert printer["queue"] == {"name": "laser", "uri": "ipp://10.231.0.9/ipp", "description": "laser"}
+    # Without users or groups anyone the host lets in may print (as on a peer): no valid users line.
+    [anyone] = sp.samba_printer_plan([{"name": "open", "uri": "ipp://10.231.0.9/ipp"}], "domain", "LAB")
+    assert not any("valid users" in line for line in anyone["lines"])
+    with pytest.raises(AnsibleFilterError, match="declared twice on this host: docs"):
+        sp.samba_printer_plan([{"name": "DOCS", "uri": "ipp://10.231.0.9/ipp"}], "domain", "LAB", planned=shares)
+    with pytest.raises(AnsibleFilterError):
+        sp.samba_printer_plan([{"name": "laser", "groups": ["staff"]}], "domain", "")  # no NetBIOS name

@@ -217,6 +217,18 @@ def test_domain_file_server_shares_are_checked_against_the_planner() -> None:
     assert not any(c.kind == "share_plan" for c in verify.derive(net) if c.host != "fs1")
 
 
+def test_printers_are_checked_where_their_role_serves_them() -> None:
+    net = spec.load_network(ROOT / "inventories" / "lab-workgroup.yml")
+    [printer] = [c for c in verify.derive(net) if c.kind == "printer"]
+    assert (printer.host, printer.name, printer.params["uri"]) == ("peer2", "printer office-pdf", "file:///dev/null")
+    assert ["valid users", "@staff"] in printer.params["options"]
+    grown = spec.load_network(ROOT / "inventories" / "lab-grown.yml")
+    [served] = [c for c in verify.derive(grown) if c.kind == "printer"]
+    # On the domain file server the group is the domain's, by its qualified name.
+    assert served.host == "peer2" and ["valid users", '@"LABWG\\staff" @"LABWG\\domain admins"'] in (
+        served.params["options"])
+
+
 def test_share_options_compare_the_way_samba_reads_them() -> None:
     planned = [
         ["path", "/srv/common"],

@@ -457,13 +457,25 @@ def _refuse_duplicates(names: Iterable[str]) -> None:
 # --------------------------------------------------------------------------- workgroup peers
 
 
-def plan_printer(printer: dict[str, Any], spool_path: str = "/var/spool/samba") -> dict[str, Any]:
-    """A workgroup printer: its CUPS queue and its smb.conf section."""
+def plan_printer(
+    printer: dict[str, Any], spool_path: str = "/var/spool/samba", mode: str = "workgroup", netbios: str = ""
+) -> dict[str, Any]:
+    """A printer: its CUPS queue and its smb.conf section. In a domain (``mode``), its users and
+    groups are the domain ``netbios``'s accounts, by their qualified names (a local account of
+    the same name never gets in), and the domain's administrators may print too."""
     if not isinstance(printer, dict):
         raise AnsibleFilterError(f"a printer must be a mapping, got {printer!r}")
+    domain = _mode_arg(mode) == "domain"
+    if domain:
+        netbios = _account(netbios, "domain NetBIOS name")
     name = smb_conf_section(printer.get("name"), "printer")
     users = _uniq(_account(u, f"printer '{name}' users") for u in _names(printer.get("users")))
     groups = _uniq(_account(g, f"printer '{name}' groups") for g in _names(printer.get("groups")))
+    if domain:
+        users = [f'"{netbios}\\{u}"' for u in users]
+        groups = [f'"{netbios}\\{g}"' for g in groups]
+        if users or groups:
+            groups.append(f'"{netbios}\\{DOMAIN_ADMINS}"')
     # CUPS shows the queue name when the info is empty; say so explicitly so
     # the idempotency check compares like with like.
     description = smb_conf_value(printer.get("description") or name, f"printer '{name}' description")
@@ -488,6 +500,16 @@ def plan_printer(printer: dict[str, Any], spool_path: str = "/var/spool/samba") 
         "options": [list(o) for o in options],
         "lines": _lines(name, options),
     }
+
+
+def samba_printer_plan(
+    printers: Any, mode: str, netbios: str = "", spool_path: str = "/var/spool/samba", planned: Any = None
+) -> list[dict[str, Any]]:
+    """Every printer of a host (see ``plan_printer``); a name declared twice, or also the name of
+    one of the ``planned`` shares, is refused (one smb.conf section would replace the other)."""
+    out = [plan_printer(p, spool_path, mode, netbios) for p in list(printers or [])]
+    _refuse_duplicates([s["name"] for s in list(planned or [])] + [p["name"] for p in out])
+    return out
 
 
 def homes_section(comment: str = "Home directories", streams: bool = True, macos: bool = True) -> dict[str, Any]:
@@ -621,6 +643,7 @@ class FilterModule:
         return {
             "samba_share_plan": samba_share_plan,
             "samba_homes_plan": samba_homes_plan,
+            "samba_printer_plan": samba_printer_plan,
             "samba_peer_plan": samba_peer_plan,
             "samba_peer_accounts": samba_peer_accounts,
             "smb_conf_value": smb_conf_value,

@@ -310,6 +310,33 @@ def check_served_shares(host: Host, shares: list[str], printers: list[str], buil
 
 
 @kind
+def check_printer(host: Host, name: str, uri: str, options: list[list[str]]) -> None:
+    """The printer is served as planned: its smb.conf section, and a CUPS queue to the spec's device
+    that is enabled and accepting jobs (what provision_print_queues keeps)."""
+    res = host.run("testparm -s --section-name=%s 2>/dev/null", name)
+    actual = {}
+    for line in res.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            actual[key.strip().lower()] = value.strip()
+    assert actual, f"printer [{name}] is not configured in smb.conf"
+    problems = [f"smb.conf [{name}]: {p}" for p in share_option_problems(options, actual)]
+    # lpstat -v shortens file: URIs; lpoptions shows the device as it was given.
+    opts = host.run("lpoptions -p %s", name)
+    device = next((w.split("=", 1)[1] for w in shlex.split(opts.stdout) if w.startswith("device-uri=")), None)
+    if opts.rc != 0 or device is None:
+        problems.append(f"CUPS has no queue {name}")
+    else:
+        if device != uri:
+            problems.append(f"queue {name} prints to {device}, the spec means {uri}")
+        if not re.search(rf"^printer {re.escape(name)} .*enabled since", host.run("lpstat -p %s", name).stdout, re.M):
+            problems.append(f"queue {name} is disabled")
+        if not re.search(rf"^{re.escape(name)} accepting requests", host.run("lpstat -a %s", name).stdout, re.M):
+            problems.append(f"queue {name} rejects jobs")
+    assert not problems, "; ".join(problems)
+
+
+@kind
 def check_local_user(host: Host, name: str) -> None:
     assert host.user(name).exists, f"user {name} does not exist"
     res = host.run("pdbedit -L -u %s", name)

@@ -502,11 +502,13 @@ BEFORE_MIGRATION: dict[str, object] = {}
 IDS = "for u in alice bob carol; do id -u $u; done; stat -c %U:%u:%g /srv/scratch/m-carol.txt /home/alice/m-home.txt"
 
 
-def _access(lab_ssh, src: str, user: str, password: str, *, kerberos: bool) -> dict[tuple[str, str, str], str]:
-    """What ``user`` may do to each migrated file over SMB, from ``src``: (peer, share, op) -> ok/no."""
+def _access(lab_ssh, src: str, user: str, password: str, *, kerberos: bool,
+            server: str | None = None) -> dict[tuple[str, str, str], str]:
+    """What ``user`` may do to each migrated file over SMB, from ``src``: (peer, share, op) -> ok/no;
+    asked of ``server`` when the peers' shares moved there."""
     lines = []
     for peer, share, name, _ in MIGRATED_FILES:
-        target = f"{peer}.{GROWN_REALM.lower()}" if kerberos else peer
+        target = f"{server or peer}.{GROWN_REALM.lower()}" if kerberos else peer
         auth = "--use-kerberos=required" if kerberos else f"-U {user}"
         probe = f"w-{user}"
         for op, command in (("read", f"get {name} /dev/null"), ("write", f"put /etc/hostname {probe}; del {probe}")):
@@ -650,3 +652,58 @@ def test_a_migration_rolls_back_to_the_working_workgroup(applied, lab_ssh, grown
     back = {u: _access(lab_ssh, peers["peer1"], u, PASSWORDS[u], kerberos=False) for u in PASSWORDS}
     assert back == BEFORE_MIGRATION["access"]
     _verified_and_converged(SPEC, tmp_path)
+    BEFORE_MIGRATION["rolled_back"] = True
+
+
+def test_shares_that_move_to_a_new_file_server_are_copied_with_their_access_and_owners(
+        applied, lab_ssh, lab_factory, tmp_path, monkeypatch) -> None:
+    """The same workgroup, back after the rollback, grown with `--file-server fs1=...`: every peer's
+    shares and peer3's home folders are copied to the new file server at their paths while the
+    peers become workstations. Each file is readable and writable there by exactly the users who
+    could before (over Kerberos), its owner is the domain's user, the peers keep their copies, the
+    file server verifies and a second apply changes nothing on it."""
+    if not BEFORE_MIGRATION.get("rolled_back"):
+        pytest.skip("the workgroup was not rolled back to its state before the migration")
+    moved = tmp_path / "moved.yml"
+    code, out = provision("grow", str(SPEC), "--to", "domain", "--realm", GROWN_REALM, "--dc", "dc1=10.231.0.21",
+                          "--dc", "dc2=10.231.0.22", "--file-server", "fs1=10.231.0.25", "-o", str(moved))
+    assert code == 0 and "fs1 -> new file server" in out, out
+    domain = spec.load_network(moved)
+    lab_factory(domain.hosts)
+    for k, v in SPEC_PASSWORDS.items():
+        monkeypatch.setenv(k, v)
+    start = time.monotonic()
+    report_path = tmp_path / "migration.json"
+    code, out = provision("apply", str(moved), "--from-workgroup", str(SPEC), "--yes", "--skip-preflight",
+                          "--report-json", str(report_path))
+    assert code == 0, out[-6000:]
+    phases = json.loads(report_path.read_text())["phase_seconds"]
+    print(f"\nmigration with the shares copied to a new file server: {time.monotonic() - start:.0f} s {phases}")
+    peers = applied
+    fs1 = domain.host("fs1").address
+    # The rollback's workgroup apply set the spec's passwords again: those are carried now.
+    after = {u: _access(lab_ssh, peers["peer1"], u, PASSWORDS[u], kerberos=True, server="fs1") for u in PASSWORDS}
+    assert after == BEFORE_MIGRATION["access"]
+    owners = lab_ssh.run(fs1, "stat -c %U /srv/scratch/m-carol.txt /srv/finance/m-bob.txt "
+                              "/home/alice/m-home.txt").stdout.split()
+    assert [o.split("\\")[-1].lower() for o in owners] == ["carol", "bob", "alice"], owners
+    # The peers keep their copies, still owned by the local (now retired) accounts' numbers.
+    kept = lab_ssh.run(peers["peer3"], "stat -c %U /srv/scratch/m-carol.txt /home/alice/m-home.txt").stdout.split()
+    assert kept == ["wg-carol", "wg-alice"], kept
+    # peer2's printer (staff only) is now fs1's: a staff member prints there with a ticket, carol may not.
+    for user, allowed in (("alice", True), ("carol", False)):
+        script = (f"export KRB5CCNAME=FILE:/tmp/krb5cc_p_{user}; kinit {user}@{GROWN_REALM} >/dev/null "
+                  f"<<< {shlex.quote(PASSWORDS[user])} && smbclient //fs1.{GROWN_REALM.lower()}/office-pdf "
+                  "--use-kerberos=required -t 10 -c 'print /etc/hostname' 2>&1; kdestroy")
+        res = lab_ssh.run(peers["peer1"], "bash -c " + shlex.quote(script))
+        printed = "putting file /etc/hostname as" in res.stdout and "NT_STATUS" not in res.stdout
+        assert printed is allowed, (user, res.stdout + res.stderr)
+    code, out = provision("verify", str(moved), "--limit", "fs1")
+    assert code == 0, out[-4000:]
+    assert "printer office-pdf" in out, out[-4000:]
+    report = tmp_path / "again.json"
+    code, out = provision("apply", str(moved), "--skip-preflight", "--limit", "fs1", "--report-json", str(report))
+    assert code == 0, out[-4000:]
+    again = json.loads(report.read_text())
+    assert again["hosts"]["fs1"]["changed"] == 0, [
+        o["task"] for o in again["outcomes"] if o["status"] == "changed"]
