@@ -1,9 +1,11 @@
 """How long growing a workgroup into a domain takes, on the lab (printed, not asserted).
 
-Run as root:  .venv/bin/python bench/migrate.py [--peers 50]
+Run as root:  .venv/bin/python bench/migrate.py [--peers 50] [--file-server]
 
 inventories/lab-workgroup.yml plus peers up to --peers in all; every fifth added peer shares a
-folder of its own (so it becomes a file server), the others become sssd workstations. On fresh
+folder of its own (so it becomes a file server), the others become sssd workstations. With
+--file-server every peer becomes a workstation and every share, home folder and printer moves
+to one new file server (fs1, 10.231.0.25): the copy phase takes and puts them. On fresh
 hosts: lab up, the workgroup applied, `provision grow` with two new DCs, then
 `provision apply NEW --from-workgroup OLD`; the wall time of each step and of each phase of the
 migration (from its report), then the re-run that finds every phase done. Destroys the lab
@@ -30,12 +32,14 @@ from scale import bench_env, timed  # noqa: E402
 from provision import lab, spec  # noqa: E402
 
 
-def workgroup_spec(peers: int, folder: Path) -> Path:
+def workgroup_spec(peers: int, folder: Path, own_paths: bool = False) -> Path:
     data = yaml.safe_load((ROOT / "inventories" / "lab-workgroup.yml").read_text())
     for i in range(1, max(0, peers - 3) + 1):
         host: dict[str, object] = {"name": f"pc{i:03d}", "address": f"10.231.0.{100 + i}", "role": "peer"}
         if i % 5 == 0:
-            host["shares"] = [{"name": f"docs{i:03d}", "path": "/srv/docs", "groups": ["staff"]}]
+            # Moving to one file server, every peer's folder needs a path of its own there.
+            path = f"/srv/docs{i:03d}" if own_paths else "/srv/docs"
+            host["shares"] = [{"name": f"docs{i:03d}", "path": path, "groups": ["staff"]}]
         data["hosts"].append(host)
     path = folder / f"workgroup-{peers}.yml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -45,9 +49,10 @@ def workgroup_spec(peers: int, folder: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=int, default=50, help="peers in the workgroup (at least 3)")
+    parser.add_argument("--file-server", action="store_true", help="move every share to one new file server")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-migrate-"))
-    old = workgroup_spec(max(3, args.peers), folder)
+    old = workgroup_spec(max(3, args.peers), folder, own_paths=args.file_server)
     new = folder / "domain.yml"
     workgroup = spec.load_network(old)
     env = bench_env(workgroup)
@@ -55,8 +60,9 @@ def main() -> None:
     lab.down(destroy=True)
     try:
         rows: list[tuple[str, float]] = []
+        moving = ["--file-server", "fs1=10.231.0.25"] if args.file_server else []
         grown = timed(env, "grow", str(old), "--to", "domain", "--realm", "AD.BENCH.TEST",
-                              "--dc", "dc1=10.231.0.21", "--dc", "dc2=10.231.0.22", "-o", str(new))
+                              "--dc", "dc1=10.231.0.21", "--dc", "dc2=10.231.0.22", *moving, "-o", str(new))
         rows.append(("grow (no host contacted)", grown[0]))
         domain = spec.load_network(new)
         start = time.monotonic()
@@ -76,7 +82,8 @@ def main() -> None:
         rows.append(("domain re-applied (nothing to change)", timed(env, "apply", str(new), "--skip-preflight")[0]))
         peers = sum(1 for h in workgroup.hosts if h.role.value == "peer")
         servers = sum(1 for h in domain.hosts if h.role.value == "file_server")
-        print(f"migration of {peers} peers ({servers} become file servers) into a domain with 2 new DCs, "
+        how = "shares copied to a new file server" if args.file_server else f"{servers} become file servers"
+        print(f"migration of {peers} peers ({how}) into a domain with 2 new DCs, "
               f"{len(workgroup.users)} users:")
         for name, seconds in rows:
             print(f"  {name:<44} {seconds:7.1f} s")
