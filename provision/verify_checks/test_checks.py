@@ -215,6 +215,17 @@ def normalise_acl(entries: list[str]) -> set[str]:
     return out
 
 
+def _section(host: Host, name: str) -> dict[str, str]:
+    """One smb.conf section as Samba reads it (testparm): parameter (lower case) -> value."""
+    res = host.run("testparm -s --section-name=%s 2>/dev/null", name)
+    actual = {}
+    for line in res.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            actual[key.strip().lower()] = value.strip()
+    return actual
+
+
 @kind
 def check_share_plan(
     host: Host,
@@ -230,12 +241,7 @@ def check_share_plan(
     """The share is exactly what the planner (the roles' own) makes of the spec: its smb.conf
     section, its directory's owner, group, mode and ACL, and on a domain file server no NT
     ACL of its own on the share's root (one set from Windows overrides the spec's)."""
-    res = host.run("testparm -s --section-name=%s 2>/dev/null", name)
-    actual = {}
-    for line in res.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            actual[key.strip().lower()] = value.strip()
+    actual = _section(host, name)
     assert actual, f"share [{name}] is not configured in smb.conf"
     problems = [f"smb.conf [{name}]: {p}" for p in share_option_problems(options, actual)]
     st = host.run("stat -c '%%U\t%%G\t%%a' %s", path)
@@ -313,12 +319,7 @@ def check_served_shares(host: Host, shares: list[str], printers: list[str], buil
 def check_printer(host: Host, name: str, uri: str, options: list[list[str]]) -> None:
     """The printer is served as planned: its smb.conf section, and a CUPS queue to the spec's device
     that is enabled and accepting jobs (what provision_print_queues keeps)."""
-    res = host.run("testparm -s --section-name=%s 2>/dev/null", name)
-    actual = {}
-    for line in res.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            actual[key.strip().lower()] = value.strip()
+    actual = _section(host, name)
     assert actual, f"printer [{name}] is not configured in smb.conf"
     problems = [f"smb.conf [{name}]: {p}" for p in share_option_problems(options, actual)]
     # lpstat -v shortens file: URIs; lpoptions shows the device as it was given.
