@@ -105,7 +105,7 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/validate.py
-	@echo "as root, with the lab: $(BIN)/python bench/lab.py, bench/engine.py, bench/apply.py SPEC [--cold], bench/migrate.py [--peers 50], bench/smb_clients.py (needs samba-testsuite)"
+	@echo "as root, with the lab: $(BIN)/python bench/lab.py, bench/engine.py, bench/apply.py SPEC [--cold], bench/migrate.py [--peers 50] [--file-server], bench/smb_clients.py (needs samba-testsuite)"
 
 # The man page is generated from the Click help and committed (tests/test_manpage.py compares).
 man: venv
