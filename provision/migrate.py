@@ -246,9 +246,17 @@ class Copy:
 
     peer: str
     target: str
-    item: str  # the backup item that carries it: share-NAME, or homes
+    share: str | None  # None: the peer's home folders
     path: str
-    what: str  # share NAME, or home folders
+
+    @property
+    def item(self) -> str:
+        """The backup item that carries it (backup.host_items' name)."""
+        return "homes" if self.share is None else f"share-{self.share.lower()}"
+
+    @property
+    def what(self) -> str:
+        return "home folders" if self.share is None else f"share {self.share}"
 
 
 def copies(workgroup: Network, domain: Network) -> list[Copy]:
@@ -261,9 +269,9 @@ def copies(workgroup: Network, domain: Network) -> list[Copy]:
         for s in peer.shares:
             target = carried.get(s.name.lower())
             if target is not None and target.name != peer.name:
-                out.append(Copy(peer.name, target.name, f"share-{s.name.lower()}", s.path, f"share {s.name}"))
+                out.append(Copy(peer.name, target.name, s.name, s.path))
         if peer.homes and homes is not None and homes != peer.name:
-            out.append(Copy(peer.name, homes, "homes", "/home", "home folders"))
+            out.append(Copy(peer.name, homes, None, "/home"))
     return out
 
 
@@ -271,20 +279,17 @@ def check_copies(workgroup: Network, domain: Network) -> list[Copy]:
     """The copies, or MigrationError naming every one that cannot be made as the specs say."""
     found = copies(workgroup, domain)
     problems: list[str] = []
+    by_target: dict[str, list[str]] = {}  # the peers whose home folders go to each host
     for c in found:
-        if c.item == "homes":
+        if c.share is None:
+            by_target.setdefault(c.target, []).append(c.peer)
             continue
-        name = c.what.split(" ", 1)[1].lower()
-        there = next(s for s in domain.host(c.target).shares if s.name.lower() == name)
+        there = next(s for s in domain.host(c.target).shares if s.name.lower() == c.share.lower())
         if there.path != c.path:
             problems.append(
                 f"{c.what} moves from {c.peer} to {c.target} with another path ({c.path} -> {there.path}): "
                 f"a copy keeps its path; give it {c.path} on {c.target}"
             )
-    by_target: dict[str, list[str]] = {}
-    for c in found:
-        if c.item == "homes":
-            by_target.setdefault(c.target, []).append(c.peer)
     for target, peers in sorted(by_target.items()):
         if len(peers) > 1:
             problems.append(
@@ -514,9 +519,13 @@ def _copy(
     on this controller go once put, or once failed (the peers keep the originals)."""
     from provision import backup, restore
 
+    # The very items a backup of the peer makes of those folders (names, paths, missing_ok).
+    wanted: dict[str, set[str]] = {}
+    for c in moved:
+        wanted.setdefault(c.peer, set()).add(c.item)
     items = {
-        peer: [backup.Item(c.item, "tar", (c.path,), missing_ok=c.item == "homes") for c in moved if c.peer == peer]
-        for peer in sorted({c.peer for c in moved})
+        peer: [i for i in backup.host_items(workgroup, workgroup.host(peer)) if i.name in names]
+        for peer, names in sorted(wanted.items())
     }
     root = paths.state_dir(domain) / COPY_DIR
     shutil.rmtree(root, ignore_errors=True)  # what an interrupted copy left

@@ -65,7 +65,7 @@ def host_printers(network: Network, host: Host) -> list[dict[str, Any]]:
     if not printers:
         return []
     if network.mode is Mode.WORKGROUP and host.role is Role.PEER:
-        return [planner().plan_printer(p) for p in printers]
+        return list(planner().samba_printer_plan(printers, "workgroup"))
     if network.mode is Mode.DOMAIN and host.role is Role.FILE_SERVER and network.domain is not None:
         return list(planner().samba_printer_plan(printers, "domain", network.domain.netbios))
     return []

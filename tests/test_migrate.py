@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from provision import grow, migrate, spec
+from provision import backup, grow, migrate, spec
 from provision.cli import cli
 from provision.model import Network
 
@@ -153,6 +153,9 @@ def test_the_shares_and_homes_that_move_are_copied_at_their_paths(tmp_path: Path
         ("peer3", "fs1", "homes", "/home"),
     }
     assert migrate.copies(WORKGROUP, GROWN) == []  # in place: nothing is copied
+    # Each is an item a backup of its peer makes (the copy phase takes exactly those).
+    for c in migrate.copies(WORKGROUP, moved):
+        assert c.item in {i.name for i in backup.host_items(WORKGROUP, WORKGROUP.host(c.peer))}, c
     # Every peer stops serving before its folders are taken.
     accounts = migrate.host_plan(WORKGROUP, moved, IDS, "accounts")
     assert all(accounts[p]["stop_samba"] for p in ("peer1", "peer2", "peer3"))

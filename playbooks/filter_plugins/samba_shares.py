@@ -466,12 +466,11 @@ def plan_printer(
     if not isinstance(printer, dict):
         raise AnsibleFilterError(f"a printer must be a mapping, got {printer!r}")
     domain = _mode_arg(mode) == "domain"
-    if domain:
-        netbios = _account(netbios, "domain NetBIOS name")
     name = smb_conf_section(printer.get("name"), "printer")
     users = _uniq(_account(u, f"printer '{name}' users") for u in _names(printer.get("users")))
     groups = _uniq(_account(g, f"printer '{name}' groups") for g in _names(printer.get("groups")))
     if domain:
+        netbios = _account(netbios, "domain NetBIOS name")
         users = [f'"{netbios}\\{u}"' for u in users]
         groups = [f'"{netbios}\\{g}"' for g in groups]
         if users or groups:
@@ -596,8 +595,7 @@ def samba_peer_plan(
         need_groups.update(str(g) for g in _names(declared_users[u].get("groups")))
 
     planned = [plan_share(s, "workgroup", "", dict(share_defaults or {}), wanted_users, need_groups) for s in shares]
-    planned_printers = [plan_printer(p, spool_path) for p in printers]
-    _refuse_duplicates([s["name"] for s in planned] + [p["name"] for p in planned_printers])
+    planned_printers = samba_printer_plan(printers, "workgroup", "", spool_path, planned)
     # [homes] follows the host's shares: macOS clients want fruit on every share or on none.
     homes_streams = all(s["streams"] for s in planned)
     homes_macos = all(s["macos"] for s in planned)
